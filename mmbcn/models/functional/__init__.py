@@ -1,0 +1,3 @@
+from .bcn import channel_moments, fixed_stats_bcn
+
+__all__ = ['channel_moments', 'fixed_stats_bcn']

@@ -1,0 +1,182 @@
+"""Autograd function behind BCN with fixed batch-stage statistics.
+
+With fixed per-channel statistics (micro-batch estimates, or the running
+estimates in eval) the batch stage is a per-channel affine of the input, and
+BCN is a group normalization of that affine::
+
+    a_c = gamma_b[c] / sqrt(var_hat[c] + eps)        x1 = a * x + s
+    s_c = beta_b[c] - a_c * mu_hat[c]
+    y   = w * (x1 - mean_g(x1)) / sqrt(var_g(x1) + eps) + b
+
+The group statistics of ``x1`` follow from the per-(sample, channel) moments
+of ``x`` (``m1 = a m + s``, ``v1 = a^2 v``, then the pooled mean and variance
+of the group's channels), so ``y = A[n, c] * x + B[n, c]``. Forward: one
+moment pass (shared with the estimate update) and one multiply-add pass.
+Backward, with ``xhat = rstd (a x + s - mean_g)`` and group means ``g1 =
+<w dy>``, ``g2 = <w dy xhat>``::
+
+    dx = a rstd (w dy - g1 - xhat g2) = P dy + Q x + R        (per (n, c))
+
+needs only the per-(n, c) sums of ``dy`` and ``dy x`` (one pass) and one
+multiply-add pass; it saves ``x`` and O(N C) statistics, nothing else.
+
+The passes run on torch's fused native kernels, with the (N, C, L) input seen
+as (1, N*C, L): batch norm in eval mode with zero mean and unit variance
+applies a per-(n, c) affine, and batch-norm backward with zero mean and unit
+inverse std gives the sums of ``dy`` and ``dy x``.
+"""
+from typing import Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+
+# Above this ratio of squared mean to variance, E[x^2] - E[x]^2 in float32
+# may lose more than ~1e-4 of the variance to cancellation.
+_ONE_PASS_MAX_CONDITION = 1e3
+
+
+def channel_moments(x: Tensor) -> Tuple[Tensor, Tensor]:
+    """Per-(sample, channel) mean and biased variance of an (N, C, L) input.
+
+    Reads ``x`` twice without writing (sum, sum of squares); where a row's
+    mean is large against its spread, falls back to a two-pass computation
+    for the whole input so the variance stays accurate.
+    """
+    length = x.shape[2]
+    mean = x.sum(2).div_(length)
+    var = torch.linalg.vector_norm(x, dim=2).pow_(2).div_(length)
+    var -= mean * mean
+    if bool((mean * mean > _ONE_PASS_MAX_CONDITION * var).any()):
+        var = torch.linalg.vector_norm(x - mean.unsqueeze(-1), dim=2)
+        var = var.pow_(2).div_(length)
+    return mean, var.clamp_(min=0)
+
+
+def _affine_rows(x: Tensor, scale: Tensor, offset: Tensor) -> Tensor:
+    """``scale[n, c] * x[n, c, :] + offset[n, c]`` in one fused pass.
+
+    Returns the (1, N * C, L) result (a fresh tensor, not a view).
+    """
+    n, c, length = x.shape
+    rows = x.reshape(1, n * c, length)
+    zeros = scale.new_zeros(n * c)
+    ones = scale.new_ones(n * c)
+    return F.batch_norm(rows, zeros, ones, scale.reshape(-1),
+                        offset.reshape(-1), False, 0., 0.)
+
+
+def _row_sums(dy: Tensor, x: Tensor) -> Tuple[Tensor, Tensor]:
+    """Per-(n, c) sums of ``dy`` and ``dy * x`` in one fused pass."""
+    n, c, length = x.shape
+    zeros = x.new_zeros(n * c)
+    ones = x.new_ones(n * c)
+    _, s_dyx, s_dy = torch.ops.aten.native_batch_norm_backward(
+        dy.reshape(1, n * c, length), x.reshape(1, n * c, length), ones,
+        None, None, zeros, ones, True, 0.0, [False, True, True])
+    return s_dy.view(n, c), s_dyx.view(n, c)
+
+
+def _per_channel(t: Tensor, channels: int) -> Tensor:
+    """Broadcast a (..., G) per-group tensor to (..., C); no-op if per channel."""
+    if t.shape[-1] == channels:
+        return t
+    groups = t.shape[-1]
+    return t.unsqueeze(-1).expand(*t.shape, channels // groups).reshape(
+        *t.shape[:-1], channels)
+
+
+def _per_group(t: Tensor, groups: int) -> Tensor:
+    """Sum a (..., C) tensor over the channels of each of the G groups."""
+    return t.reshape(*t.shape[:-1], groups, -1).sum(-1)
+
+
+class FixedStatsBCN(torch.autograd.Function):
+    """``y = GroupNorm(a * x + s)`` with a, s from fixed batch statistics.
+
+    Returns the output as a (1, N * C, L) tensor: a view made inside a
+    custom Function could not be modified in place (an inplace ReLU after
+    the norm), so the caller reshapes it.
+
+    Inputs: ``x`` (N, C, L); ``mean_nc``/``var_nc`` (N, C) moments of ``x``
+    (from :func:`channel_moments`); ``est_mean``/``est_var`` (C,) the batch
+    statistics to normalize with (no gradient); ``batch_weight``/
+    ``batch_bias`` (C,); ``weight``/``bias`` (G,) or (C,); ``num_groups``;
+    ``eps``.
+    """
+
+    @staticmethod
+    def forward(ctx, x, mean_nc, var_nc, est_mean, est_var, batch_weight,
+                batch_bias, weight, bias, num_groups, eps):
+        n, c, length = x.shape
+        g = num_groups
+        inv = torch.rsqrt(est_var + eps)
+        a = batch_weight * inv
+        shift = batch_bias - a * est_mean
+        # moments of x1 = a * x + shift, per (n, c) then pooled per group
+        m1 = (a * mean_nc + shift).view(n, g, -1)
+        v1 = (a * a * var_nc).view(n, g, -1)
+        mean_g = m1.mean(-1)
+        var_g = v1.mean(-1) + (m1 - mean_g.unsqueeze(-1)).pow(2).mean(-1)
+        rstd = _per_channel(torch.rsqrt(var_g + eps), c)
+        centre = shift - _per_channel(mean_g, c)   # x1 - mean_g = a x + centre
+        w = _per_channel(weight, c)
+        y = _affine_rows(x, a * rstd * w,
+                         centre * rstd * w + _per_channel(bias, c))
+        ctx.num_groups = g
+        ctx.group_affine = weight.shape[-1] != c
+        # est_mean is a buffer that later steps update in place: save only
+        # tensors made here.
+        ctx.save_for_backward(x, mean_nc, var_nc, a, inv, est_mean * inv,
+                              centre, rstd, w)
+        return y
+
+    @staticmethod
+    def backward(ctx, dy):
+        (x, mean_nc, var_nc, a, inv, mean_inv, centre, rstd,
+         w) = ctx.saved_tensors
+        g = ctx.num_groups
+        n, c, length = x.shape
+        dy = dy.reshape(n, c, length)
+        s_dy, s_dyx = _row_sums(dy, x)
+        s_dy_xhat = rstd * (a * s_dyx + centre * s_dy)   # sum_l dy * xhat
+        group_size = length * (c // g)
+        g1 = _per_channel(_per_group(w * s_dy, g) / group_size, c)
+        g2 = _per_channel(_per_group(w * s_dy_xhat, g) / group_size, c)
+
+        grad_x = grad_bw = grad_bb = grad_w = grad_b = None
+        if ctx.needs_input_grad[0]:
+            p = a * rstd * w
+            q = -(a * rstd).pow(2) * g2
+            r = -a * rstd * (g1 + rstd * g2 * centre)
+            grad_x = _affine_rows(dy, p, r).view(n, c, length)
+            grad_x.addcmul_(x, q.unsqueeze(-1))
+        if ctx.needs_input_grad[5] or ctx.needs_input_grad[6]:
+            # through dx1 = rstd (w dy - g1 - xhat g2), x1 = a x + shift
+            sum_xhat = length * rstd * (a * mean_nc + centre)
+            sum_xhat_x = length * rstd * a * var_nc + mean_nc * sum_xhat
+            d_shift = (rstd * (w * s_dy - length * g1 - g2 * sum_xhat)).sum(0)
+            d_a = (rstd * (w * s_dyx - g1 * length * mean_nc
+                           - g2 * sum_xhat_x)).sum(0)
+            grad_bw = d_a * inv - d_shift * mean_inv
+            grad_bb = d_shift
+        if ctx.needs_input_grad[7]:
+            grad_w = s_dy_xhat.sum(0)
+            if ctx.group_affine:
+                grad_w = _per_group(grad_w, g)
+        if ctx.needs_input_grad[8]:
+            grad_b = s_dy.sum(0)
+            if ctx.group_affine:
+                grad_b = _per_group(grad_b, g)
+        return (grad_x, None, None, None, None, grad_bw, grad_bb, grad_w,
+                grad_b, None, None)
+
+
+def fixed_stats_bcn(x, mean_nc, var_nc, est_mean, est_var, batch_weight,
+                    batch_bias, weight, bias, num_groups, eps):
+    """Functional form of :class:`FixedStatsBCN`; returns (N, C, L)."""
+    y = FixedStatsBCN.apply(x, mean_nc, var_nc, est_mean, est_var,
+                            batch_weight, batch_bias, weight, bias,
+                            num_groups, eps)
+    return y.view(x.shape)

@@ -1,0 +1,193 @@
+"""Batch-Channel Normalization (BCN).
+
+Two stages on an (N, C, *) input. The batch stage normalizes each channel
+with batch statistics and a per-channel affine (gamma_b, beta_b); the channel
+stage is a group normalization over ``num_groups`` groups per sample, with an
+affine per group (default, as the authors' code) or per channel::
+
+    x1 = gamma_b * (x - mu_c) / sqrt(var_c + eps) + beta_b
+    y  = w * (x1 - mean_g(x1)) / sqrt(var_g(x1) + eps) + b
+
+``mode='micro'`` (micro-batch, default): mu_c / var_c are estimates updated
+every training step without gradient, from the batch moments::
+
+    m = mean(x),  v = mean((x - mu_hat_old) ** 2)      over (N, *)
+    mu_hat  <- (1 - r) * mu_hat  + r * m
+    var_hat <- (1 - r) * var_hat + r * v
+
+and the step normalizes with the updated estimates. ``r`` is the buffer
+``update_rate`` (default 0.01, settable or schedulable from outside). With
+``average_warmup=True`` (default) a step uses ``max(r, 1 / (t + 1))``, t being
+the number of updates so far: the estimate starts as the plain average of the
+batches seen, so the (0, 1) initial estimate leaves no lasting bias, and turns
+into the exponential average once ``1 / (t + 1) < r``.
+
+``mode='large'`` (large-batch): mu_c / var_c are the current batch statistics
+with gradient, as in BatchNorm; the estimates are updated as BatchNorm's
+running statistics with momentum ``r``.
+
+In eval mode both modes normalize with the estimates and never update them.
+Under autocast BCN runs in float32, as GroupNorm does.
+"""
+from typing import Tuple
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from mmengine.registry import MODELS
+from torch import Tensor
+
+from ..functional.bcn import channel_moments, fixed_stats_bcn
+
+BCN_MODES = ('micro', 'large')
+BCN_AFFINES = ('group', 'channel')
+
+
+@MODELS.register_module('BCN')
+class BCN(nn.Module):
+    """Batch-Channel Normalization; see the module docstring for the math.
+
+    Args:
+        num_features (int): Channels C of the (N, C, *) input.
+        num_groups (int): Groups G of the channel stage; must divide C.
+            Default: 32.
+        eps (float): Added to every variance. Default: 1e-5.
+        mode (str): ``'micro'`` (estimated statistics) or ``'large'``
+            (batch statistics). Default: ``'micro'``.
+        update_rate (float): Rate r of the estimate update, in (0, 1].
+            Default: 0.01.
+        average_warmup (bool): Use ``max(r, 1 / (t + 1))`` as the rate.
+            Default: True.
+        affine (str): ``'group'`` (weight/bias of shape (G,)) or
+            ``'channel'`` (shape (C,)) for the channel-stage affine.
+            Default: ``'group'``.
+
+    Parameters: ``batch_weight``, ``batch_bias`` (C,) for the batch stage;
+    ``weight``, ``bias`` for the channel stage. Buffers: ``running_mean``,
+    ``running_var`` (the estimates), ``num_batches_tracked``, ``update_rate``.
+    """
+    _abbr_ = 'bcn'
+
+    def __init__(self, num_features: int, num_groups: int = 32,
+                 eps: float = 1e-5, mode: str = 'micro',
+                 update_rate: float = 0.01, average_warmup: bool = True,
+                 affine: str = 'group'):
+        super().__init__()
+        if not isinstance(num_features, int) or num_features < 1:
+            raise ValueError(f'BCN: num_features={num_features!r} is not '
+                             'valid; it must be a positive int')
+        if not isinstance(num_groups, int) or num_groups < 1 or \
+                num_features % num_groups:
+            divisors = [d for d in range(1, num_features + 1)
+                        if num_features % d == 0]
+            raise ValueError(
+                f'BCN: num_groups={num_groups!r} does not divide '
+                f'num_features={num_features}; valid values are the '
+                f'divisors of {num_features}: {divisors}')
+        if mode not in BCN_MODES:
+            raise ValueError(f'BCN: mode={mode!r} is not valid; choose one '
+                             f'of {BCN_MODES}')
+        if affine not in BCN_AFFINES:
+            raise ValueError(f'BCN: affine={affine!r} is not valid; choose '
+                             f'one of {BCN_AFFINES}')
+        if not 0 < update_rate <= 1:
+            raise ValueError(f'BCN: update_rate={update_rate!r} is not '
+                             'valid; it must be in (0, 1]')
+        if not eps > 0:
+            raise ValueError(f'BCN: eps={eps!r} is not valid; it must be > 0')
+        self.num_features = num_features
+        self.num_groups = num_groups
+        self.eps = eps
+        self.mode = mode
+        self.average_warmup = average_warmup
+        self.affine = affine
+        affine_size = num_groups if affine == 'group' else num_features
+        self.batch_weight = nn.Parameter(torch.empty(num_features))
+        self.batch_bias = nn.Parameter(torch.empty(num_features))
+        self.weight = nn.Parameter(torch.empty(affine_size))
+        self.bias = nn.Parameter(torch.empty(affine_size))
+        self.register_buffer('running_mean', torch.zeros(num_features))
+        self.register_buffer('running_var', torch.ones(num_features))
+        self.register_buffer('num_batches_tracked',
+                             torch.tensor(0, dtype=torch.long))
+        self.register_buffer('update_rate', torch.tensor(float(update_rate)))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        nn.init.ones_(self.batch_weight)
+        nn.init.zeros_(self.batch_bias)
+        nn.init.ones_(self.weight)
+        nn.init.zeros_(self.bias)
+
+    def reset_running_stats(self) -> None:
+        self.running_mean.zero_()
+        self.running_var.fill_(1)
+        self.num_batches_tracked.zero_()
+
+    def current_rate(self) -> Tensor:
+        """The rate the next training step uses for its estimate update."""
+        rate = self.update_rate
+        if self.average_warmup:
+            steps = self.num_batches_tracked.to(rate.dtype) + 1
+            rate = torch.maximum(rate, steps.reciprocal())
+        return rate
+
+    def batch_moments(self, mean_nc: Tensor,
+                      var_nc: Tensor) -> Tuple[Tensor, Tensor]:
+        """Per-channel (m, v) of the update from per-sample moments.
+
+        ``v`` is the second moment around the current (old) estimate.
+        """
+        m = mean_nc.mean(0)
+        v = (var_nc + (mean_nc - self.running_mean).pow(2)).mean(0)
+        return m, v
+
+    @torch.no_grad()
+    def update_estimates(self, m: Tensor, v: Tensor) -> None:
+        rate = self.current_rate()
+        self.running_mean.lerp_(m.to(self.running_mean.dtype), rate)
+        self.running_var.lerp_(v.to(self.running_var.dtype), rate)
+        self.num_batches_tracked.add_(1)
+
+    def _check_input(self, x: Tensor) -> None:
+        if x.dim() < 2 or x.shape[1] != self.num_features:
+            raise ValueError(
+                f'BCN: input of shape {tuple(x.shape)} is not valid; expected '
+                f'(N, {self.num_features}, *) with N >= 1')
+
+    def forward(self, x: Tensor) -> Tensor:
+        self._check_input(x)
+        if torch.is_autocast_enabled(x.device.type):
+            # like GroupNorm under autocast: computed and returned in float32
+            with torch.autocast(x.device.type, enabled=False):
+                return self.forward(x.float())
+        shape = x.shape
+        x3 = x.reshape(shape[0], self.num_features, -1)
+        if self.training and self.mode == 'large':
+            rate = float(self.current_rate())
+            self.num_batches_tracked.add_(1)
+            x1 = F.batch_norm(x3, self.running_mean, self.running_var,
+                              self.batch_weight, self.batch_bias,
+                              training=True, momentum=rate, eps=self.eps)
+            w, b = self.weight, self.bias
+            if self.affine == 'group':
+                k = self.num_features // self.num_groups
+                w, b = w.repeat_interleave(k), b.repeat_interleave(k)
+            y = F.group_norm(x1, self.num_groups, w, b, self.eps)
+            return y.reshape(shape)
+        with torch.no_grad():
+            mean_nc, var_nc = channel_moments(x3)
+        if self.training:
+            self.update_estimates(*self.batch_moments(mean_nc, var_nc))
+        y = fixed_stats_bcn(x3, mean_nc, var_nc, self.running_mean,
+                            self.running_var, self.batch_weight,
+                            self.batch_bias, self.weight, self.bias,
+                            self.num_groups, self.eps)
+        return y.reshape(shape)
+
+    def extra_repr(self) -> str:
+        return (f'{self.num_features}, num_groups={self.num_groups}, '
+                f'eps={self.eps}, mode={self.mode!r}, '
+                f'update_rate={float(self.update_rate):g}, '
+                f'average_warmup={self.average_warmup}, '
+                f'affine={self.affine!r}')

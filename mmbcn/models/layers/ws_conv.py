@@ -1,0 +1,82 @@
+"""Weight-Standardized 2-D convolution.
+
+Each output filter ``W[o]`` of shape ``(C_in / groups, kH, kW)`` is standardized
+before the convolution::
+
+    eps_mode='var' (default):  W_hat[o] = (W[o] - mean(W[o])) / sqrt(var(W[o]) + eps)
+    eps_mode='std':            W_hat[o] = (W[o] - mean(W[o])) / (std(W[o]) + eps)
+
+``'var'`` uses the biased variance with eps under the root; its gradient stays
+finite even for a constant filter. ``'std'`` uses the unbiased standard
+deviation with eps added outside the root, as mmcv's ``ConvWS`` and the original
+WS code do (use it to load weights trained that way unchanged). The statistics
+are computed in at least float32, also under autocast.
+"""
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from mmengine.registry import MODELS
+
+EPS_MODES = ('var', 'std')
+
+
+def standardize_weight(weight: torch.Tensor, eps: float = 1e-5,
+                       eps_mode: str = 'var') -> torch.Tensor:
+    """Return ``weight`` with every output filter standardized.
+
+    The result is in float32 for half-precision weights (else their dtype).
+    """
+    if eps_mode not in EPS_MODES:
+        raise ValueError(f'eps_mode={eps_mode!r} is not valid; '
+                         f'choose one of {EPS_MODES}')
+    out_channels = weight.shape[0]
+    with torch.autocast(device_type=weight.device.type, enabled=False):
+        dtype = torch.promote_types(weight.dtype, torch.float32)
+        flat = weight.to(dtype).reshape(out_channels, -1)
+        if eps_mode == 'var':
+            # batch_norm over a (1, C_out, fan_in) view is one fused kernel
+            # for the mean, the biased variance and the normalization.
+            flat = F.batch_norm(
+                flat.unsqueeze(0), None, None, training=True, momentum=0.,
+                eps=eps).squeeze(0)
+        else:
+            std, mean = torch.std_mean(flat, dim=1, keepdim=True)
+            flat = (flat - mean) / (std + eps)
+    return flat.reshape(weight.shape)
+
+
+@MODELS.register_module('WSConv2d')
+class WSConv2d(nn.Conv2d):
+    """``nn.Conv2d`` with Weight Standardization (see the module docstring).
+
+    Accepts every ``nn.Conv2d`` argument plus:
+
+    Args:
+        eps (float): Added to the variance (``'var'``) or the standard
+            deviation (``'std'``). Default: 1e-5.
+        eps_mode (str): ``'var'`` or ``'std'``. Default: ``'var'``.
+    """
+
+    def __init__(self, *args, eps: float = 1e-5, eps_mode: str = 'var',
+                 **kwargs):
+        if eps_mode not in EPS_MODES:
+            raise ValueError(f'eps_mode={eps_mode!r} is not valid; '
+                             f'choose one of {EPS_MODES}')
+        if eps < 0:
+            raise ValueError(f'eps={eps!r} is not valid; it must be >= 0')
+        super().__init__(*args, **kwargs)
+        self.eps = eps
+        self.eps_mode = eps_mode
+
+    def standardized_weight(self) -> torch.Tensor:
+        w_hat = standardize_weight(self.weight, self.eps, self.eps_mode)
+        if torch.is_autocast_enabled(self.weight.device.type):
+            return w_hat  # autocast casts it for the convolution itself
+        return w_hat.to(self.weight.dtype)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._conv_forward(x, self.standardized_weight(), self.bias)
+
+    def extra_repr(self) -> str:
+        return super().extra_repr() + \
+            f', eps={self.eps}, eps_mode={self.eps_mode!r}'
