@@ -8,7 +8,7 @@ configs load it with
 ``custom_imports = dict(imports=['mmbcn'], allow_failed_imports=False)``.
 """
 from . import compat  # noqa: F401  (first: shims for the pinned stack)
-from . import datasets, models  # noqa: F401  (registration)
+from . import datasets, engine, models  # noqa: F401  (registration)
 from .models import BCN, WSConv2d
 from .schemes import SCHEMES, apply_scheme
 from .version import __version__

@@ -26,6 +26,16 @@ into the exponential average once ``1 / (t + 1) < r``.
 with gradient, as in BatchNorm; the estimates are updated as BatchNorm's
 running statistics with momentum ``r``.
 
+Across ranks (``torch.distributed``, gloo or NCCL), ``sync`` says how the
+batch statistics are shared (see :mod:`mmbcn.distributed.sync`):
+``'layer'`` (default) reduces each layer's statistics when it runs, so every
+rank computes exactly what one process on the concatenated batch would;
+``'deferred'`` normalizes with the estimates as they stood and updates all
+layers after the iteration with one coalesced all-reduce
+(:class:`~mmbcn.engine.hooks.BCNDeferredSyncHook`), a one-step lag;
+``'none'`` keeps each rank's statistics to itself (large-batch mode then
+normalizes with the local batch, as BatchNorm under DDP).
+
 In eval mode both modes normalize with the estimates and never update them.
 Under autocast BCN runs in float32, as GroupNorm does.
 """
@@ -37,10 +47,15 @@ import torch.nn.functional as F
 from mmengine.registry import MODELS
 from torch import Tensor
 
+from ...distributed.sync import (DeferredStats, get_world_size,
+                                 reduce_batch_moments, sync_batch_norm)
 from ..functional.bcn import channel_moments, fixed_stats_bcn
 
 BCN_MODES = ('micro', 'large')
 BCN_AFFINES = ('group', 'channel')
+BCN_SYNCS = ('layer', 'deferred', 'none')
+# pending deferred updates beyond which the flushing hook must be missing
+_MAX_PENDING = 256
 
 
 @MODELS.register_module('BCN')
@@ -61,6 +76,8 @@ class BCN(nn.Module):
         affine (str): ``'group'`` (weight/bias of shape (G,)) or
             ``'channel'`` (shape (C,)) for the channel-stage affine.
             Default: ``'group'``.
+        sync (str): ``'layer'``, ``'deferred'`` or ``'none'``: how batch
+            statistics are shared across ranks. Default: ``'layer'``.
 
     Parameters: ``batch_weight``, ``batch_bias`` (C,) for the batch stage;
     ``weight``, ``bias`` for the channel stage. Buffers: ``running_mean``,
@@ -71,7 +88,7 @@ class BCN(nn.Module):
     def __init__(self, num_features: int, num_groups: int = 32,
                  eps: float = 1e-5, mode: str = 'micro',
                  update_rate: float = 0.01, average_warmup: bool = True,
-                 affine: str = 'group'):
+                 affine: str = 'group', sync: str = 'layer'):
         super().__init__()
         if not isinstance(num_features, int) or num_features < 1:
             raise ValueError(f'BCN: num_features={num_features!r} is not '
@@ -90,6 +107,13 @@ class BCN(nn.Module):
         if affine not in BCN_AFFINES:
             raise ValueError(f'BCN: affine={affine!r} is not valid; choose '
                              f'one of {BCN_AFFINES}')
+        if sync not in BCN_SYNCS:
+            raise ValueError(f'BCN: sync={sync!r} is not valid; choose one '
+                             f'of {BCN_SYNCS}')
+        if sync == 'deferred' and mode != 'micro':
+            raise ValueError("BCN: sync='deferred' is for mode='micro'; "
+                             "large-batch mode needs the statistics of the "
+                             "current step: use sync='layer' or 'none'")
         if not 0 < update_rate <= 1:
             raise ValueError(f'BCN: update_rate={update_rate!r} is not '
                              'valid; it must be in (0, 1]')
@@ -101,6 +125,8 @@ class BCN(nn.Module):
         self.mode = mode
         self.average_warmup = average_warmup
         self.affine = affine
+        self.sync = sync
+        self.deferred = DeferredStats()
         affine_size = num_groups if affine == 'group' else num_features
         self.batch_weight = nn.Parameter(torch.empty(num_features))
         self.batch_bias = nn.Parameter(torch.empty(num_features))
@@ -149,6 +175,21 @@ class BCN(nn.Module):
         self.running_var.lerp_(v.to(self.running_var.dtype), rate)
         self.num_batches_tracked.add_(1)
 
+    def _micro_update(self, mean_nc: Tensor, var_nc: Tensor) -> None:
+        m, v = self.batch_moments(mean_nc, var_nc)
+        count = mean_nc.shape[0]
+        if self.sync == 'deferred':
+            if len(self.deferred) >= _MAX_PENDING:
+                raise RuntimeError(
+                    f"BCN(sync='deferred'): {len(self.deferred)} steps of "
+                    'statistics are waiting for their update; add '
+                    "dict(type='BCNDeferredSyncHook') to custom_hooks")
+            self.deferred.push(m, v, count)
+            return
+        if self.sync == 'layer':
+            m, v = reduce_batch_moments(m, v, count)
+        self.update_estimates(m, v)
+
     def _check_input(self, x: Tensor) -> None:
         if x.dim() < 2 or x.shape[1] != self.num_features:
             raise ValueError(
@@ -166,9 +207,14 @@ class BCN(nn.Module):
         if self.training and self.mode == 'large':
             rate = float(self.current_rate())
             self.num_batches_tracked.add_(1)
-            x1 = F.batch_norm(x3, self.running_mean, self.running_var,
-                              self.batch_weight, self.batch_bias,
-                              training=True, momentum=rate, eps=self.eps)
+            if self.sync != 'none' and get_world_size() > 1:
+                x1 = sync_batch_norm(x3, self.running_mean, self.running_var,
+                                     self.batch_weight, self.batch_bias,
+                                     rate, self.eps)
+            else:
+                x1 = F.batch_norm(x3, self.running_mean, self.running_var,
+                                  self.batch_weight, self.batch_bias,
+                                  training=True, momentum=rate, eps=self.eps)
             w, b = self.weight, self.bias
             if self.affine == 'group':
                 k = self.num_features // self.num_groups
@@ -178,7 +224,7 @@ class BCN(nn.Module):
         with torch.no_grad():
             mean_nc, var_nc = channel_moments(x3)
         if self.training:
-            self.update_estimates(*self.batch_moments(mean_nc, var_nc))
+            self._micro_update(mean_nc, var_nc)
         y = fixed_stats_bcn(x3, mean_nc, var_nc, self.running_mean,
                             self.running_var, self.batch_weight,
                             self.batch_bias, self.weight, self.bias,
@@ -190,4 +236,4 @@ class BCN(nn.Module):
                 f'eps={self.eps}, mode={self.mode!r}, '
                 f'update_rate={float(self.update_rate):g}, '
                 f'average_warmup={self.average_warmup}, '
-                f'affine={self.affine!r}')
+                f'affine={self.affine!r}, sync={self.sync!r}')

@@ -1,0 +1,5 @@
+from .bcn_hooks import (BCNDeferredSyncHook, BCNHealthCheckHook,
+                        BCNUpdateRateHook, bcn_layers)
+
+__all__ = ['BCNDeferredSyncHook', 'BCNHealthCheckHook', 'BCNUpdateRateHook',
+           'bcn_layers']

@@ -1,0 +1,105 @@
+"""Training hooks for BCN layers, registered in mmengine's root HOOKS."""
+from typing import List, Optional, Tuple
+
+import torch
+from mmengine.hooks import Hook
+from mmengine.model import is_model_wrapper
+from mmengine.registry import HOOKS
+
+from ...distributed.sync import flush_deferred
+from ...models.layers.bcn import BCN
+
+
+def bcn_layers(model) -> List[Tuple[str, BCN]]:
+    """(name, module) of every BCN in ``model`` (unwrapping DDP)."""
+    if is_model_wrapper(model):
+        model = model.module
+    return [(n, m) for n, m in model.named_modules() if isinstance(m, BCN)]
+
+
+@HOOKS.register_module()
+class BCNDeferredSyncHook(Hook):
+    """Applies the estimate updates of ``BCN(sync='deferred')`` layers after
+    every training iteration, with one all-reduce for all layers together.
+
+    ``collectives`` counts the all-reduces issued (for benchmarks).
+    """
+    priority = 'ABOVE_NORMAL'  # before the checkpoint / health-check hooks
+
+    def __init__(self):
+        self.collectives = 0
+        self._layers: Optional[List[BCN]] = None
+
+    def before_train(self, runner) -> None:
+        self._layers = [m for _, m in bcn_layers(runner.model)
+                        if m.sync == 'deferred']
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None,
+                         outputs=None) -> None:
+        if self._layers:
+            self.collectives += flush_deferred(self._layers)
+
+
+@HOOKS.register_module()
+class BCNUpdateRateHook(Hook):
+    """Schedules BCN's update rate r by iteration: linear warm-up from
+    ``warmup_start`` to ``rate`` over ``warmup_iters``, then constant.
+
+    The rate lives in every layer's ``update_rate`` buffer (saved in
+    checkpoints); the schedule depends only on the iteration, so a resumed
+    run continues it exactly.
+    """
+
+    def __init__(self, rate: float = 0.01, warmup_iters: int = 0,
+                 warmup_start: float = 1.0):
+        for name, value in (('rate', rate), ('warmup_start', warmup_start)):
+            if not 0 < value <= 1:
+                raise ValueError(f'BCNUpdateRateHook: {name}={value!r} is '
+                                 'not valid; it must be in (0, 1]')
+        if warmup_iters < 0:
+            raise ValueError(f'BCNUpdateRateHook: warmup_iters='
+                             f'{warmup_iters!r} is not valid; it must be >= 0')
+        self.rate = rate
+        self.warmup_iters = warmup_iters
+        self.warmup_start = warmup_start
+
+    def rate_at(self, iteration: int) -> float:
+        if iteration >= self.warmup_iters:
+            return self.rate
+        frac = iteration / self.warmup_iters
+        return self.warmup_start + (self.rate - self.warmup_start) * frac
+
+    def before_train_iter(self, runner, batch_idx, data_batch=None) -> None:
+        rate = self.rate_at(runner.iter)
+        for _, layer in bcn_layers(runner.model):
+            layer.update_rate.fill_(rate)
+
+
+@HOOKS.register_module()
+class BCNHealthCheckHook(Hook):
+    """Stops training when any BCN layer's estimates become non-finite,
+    naming the layer and the iteration (instead of a silent NaN run).
+
+    Runs before checkpoints are written, so no checkpoint holds them.
+    """
+    priority = 'HIGH'
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None,
+                         outputs=None) -> None:
+        layers = bcn_layers(runner.model)
+        if not layers:
+            return
+        flags = torch.stack([
+            torch.isfinite(m.running_mean).all()
+            & torch.isfinite(m.running_var).all() for _, m in layers])
+        if bool(flags.all()):
+            return
+        name, layer = layers[int((~flags).nonzero()[0])]
+        which = 'running_mean' if not torch.isfinite(
+            layer.running_mean).all() else 'running_var'
+        raise FloatingPointError(
+            f'BCN layer "{name}" has non-finite estimated statistics '
+            f'({which}) after iteration {runner.iter + 1}; the batch that '
+            'produced them had non-finite activations (check the learning '
+            'rate, the loss and the data). Training stopped; the last '
+            'checkpoint does not contain these statistics.')
