@@ -47,6 +47,10 @@ _SYNCBN = dict(type='SyncBN', requires_grad=True)
 _GN = dict(type='GN', num_groups=32, requires_grad=True)
 _BCN = dict(type='BCN', num_groups=32, requires_grad=True)
 _WS = dict(type='WSConv2d')
+_SWS = dict(type='ScaledWSConv2d')
+_AFFINE = dict(type='ChannelAffine', requires_grad=True)
+_EVO_B0 = dict(type='EvoNormB0', requires_grad=True)
+_EVO_S0 = dict(type='EvoNormS0', num_groups=32, requires_grad=True)
 
 SCHEMES: Dict[str, Scheme] = {s.name: s for s in (
     Scheme('bn', _BN, None, False,
@@ -60,6 +64,13 @@ SCHEMES: Dict[str, Scheme] = {s.name: s for s in (
            'Batch-Channel Normalization (micro-batch) everywhere'),
     Scheme('bcn-ws', _BCN, _WS, True,
            'Batch-Channel Normalization + Weight Standardization everywhere'),
+    Scheme('sws', _AFFINE, _SWS, True,
+           'Scaled Weight Standardization, no normalization (per-channel '
+           'affine in place of each norm; zero-init residuals as SkipInit)'),
+    Scheme('evonorm-b0', _EVO_B0, None, True,
+           'EvoNorm-B0 (batch variance, running variance in eval)'),
+    Scheme('evonorm-s0', _EVO_S0, None, True,
+           'EvoNorm-S0 (sigmoid gate, group variance, batch-independent)'),
 )}
 
 

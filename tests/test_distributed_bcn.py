@@ -1,4 +1,5 @@
-"""BCN across 2 gloo processes equals one process on the whole batch."""
+"""BCN (and EvoNorm-B0) across 2 gloo processes equal one process on the
+whole batch."""
 import os
 import socket
 
@@ -9,6 +10,7 @@ import torch.multiprocessing as mp
 
 from mmbcn import BCN
 from mmbcn.distributed import flush_deferred
+from mmbcn.models.layers import EvoNormB0
 
 STEPS = 3
 
@@ -21,7 +23,10 @@ def free_port():
 
 def make_layer(mode, sync):
     torch.manual_seed(0)
-    layer = BCN(8, num_groups=4, mode=mode, sync=sync, update_rate=0.3)
+    if mode == 'evonorm-b0':
+        layer = EvoNormB0(8, momentum=0.3)
+    else:
+        layer = BCN(8, num_groups=4, mode=mode, sync=sync, update_rate=0.3)
     with torch.no_grad():
         for p in layer.parameters():
             p.copy_(torch.rand(p.shape) + 0.5)
@@ -43,7 +48,7 @@ def run_steps(layer, data, rank=None):
         x = x.clone().requires_grad_(True)
         y = layer(x)
         (y * g).sum().backward()
-        if layer.sync == 'deferred':
+        if getattr(layer, 'sync', None) == 'deferred':
             flush_deferred([layer])
         outs.append(y.detach())
         grads.append(x.grad)
@@ -64,7 +69,8 @@ def worker(rank, world, port, mode, sync, out_dir):
 
 @pytest.mark.parametrize('mode, sync', [('micro', 'layer'),
                                         ('micro', 'deferred'),
-                                        ('large', 'layer')])
+                                        ('large', 'layer'),
+                                        ('evonorm-b0', None)])
 def test_two_ranks_equal_one_process(mode, sync, tmp_path):
     mp.spawn(worker, args=(2, free_port(), mode, sync, str(tmp_path)),
              nprocs=2, join=True)

@@ -1,0 +1,147 @@
+"""EvoNorm-B0 and EvoNorm-S0 (Liu et al. 2020): normalization and activation
+in one layer, for (N, C, *) inputs, with per-channel gamma, beta, v::
+
+    B0:  y = x / max(sqrt(var_b(x) + eps), v * x + sqrt(var_i(x) + eps))
+             * gamma + beta
+    S0:  y = x * sigmoid(v * x) / sqrt(var_g(x) + eps) * gamma + beta
+
+var_b is the batch variance per channel over (N, *) — in training the
+current batch's (with gradient; across ranks the variance of all ranks'
+samples, through a differentiable all-reduce), in eval the running variance
+updated with ``momentum``; var_i is the per-sample, per-channel variance over
+(*); var_g the per-sample variance over each of ``num_groups`` channel
+groups. In mmdet / mmseg ResNets an activation still follows each norm layer.
+"""
+import torch
+import torch.distributed as dist
+import torch.nn as nn
+from mmengine.registry import MODELS
+from torch import Tensor
+
+from ...distributed.sync import get_world_size
+
+
+def _check(name, x, channels):
+    if x.dim() < 2 or x.shape[1] != channels:
+        raise ValueError(f'{name}: input of shape {tuple(x.shape)} is not '
+                         f'valid; expected (N, {channels}, *)')
+
+
+class _EvoNormBase(nn.Module):
+    _abbr_ = 'evonorm'
+
+    def __init__(self, num_features: int, eps: float):
+        super().__init__()
+        name = type(self).__name__
+        if not isinstance(num_features, int) or num_features < 1:
+            raise ValueError(f'{name}: num_features={num_features!r} is not '
+                             'valid; it must be a positive int')
+        if not eps > 0:
+            raise ValueError(f'{name}: eps={eps!r} is not valid; it must be '
+                             '> 0')
+        self.num_features = num_features
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(num_features))
+        self.bias = nn.Parameter(torch.zeros(num_features))
+        self.v = nn.Parameter(torch.ones(num_features))
+
+    def _shape(self, x):
+        return (1, -1) + (1, ) * (x.dim() - 2)
+
+
+@MODELS.register_module('EvoNormB0')
+class EvoNormB0(_EvoNormBase):
+    """EvoNorm-B0 (batch-dependent); see the module docstring.
+
+    Args:
+        num_features (int): Channels C.
+        eps (float): Default: 1e-5.
+        momentum (float): Rate of the running-variance update. Default: 0.1.
+        sync (bool): Use all ranks' samples for the batch variance when
+            torch.distributed is initialized. Default: True.
+    """
+
+    def __init__(self, num_features: int, eps: float = 1e-5,
+                 momentum: float = 0.1, sync: bool = True):
+        super().__init__(num_features, eps)
+        if not 0 < momentum <= 1:
+            raise ValueError(f'EvoNormB0: momentum={momentum!r} is not '
+                             'valid; it must be in (0, 1]')
+        self.momentum = momentum
+        self.sync = sync
+        self.register_buffer('running_var', torch.ones(num_features))
+        self.register_buffer('num_batches_tracked',
+                             torch.tensor(0, dtype=torch.long))
+
+    def batch_variance(self, x3: Tensor) -> Tensor:
+        """Unbiased-free (biased) variance over (N, L), with gradient."""
+        n, c, length = x3.shape
+        sums = torch.cat([x3.sum((0, 2)), x3.square().sum((0, 2)),
+                          x3.new_full((1, ), float(n * length))])
+        if self.sync and get_world_size() > 1:
+            sums = dist.nn.functional.all_reduce(sums)
+        total = sums[-1]
+        mean = sums[:c] / total
+        return (sums[c:2 * c] / total - mean * mean).clamp(min=0), total
+
+    def forward(self, x: Tensor) -> Tensor:
+        _check('EvoNormB0', x, self.num_features)
+        x3 = x.reshape(x.shape[0], self.num_features, -1)
+        if self.training:
+            var_b, total = self.batch_variance(x3)
+            with torch.no_grad():
+                unbiased = var_b * total / (total - 1).clamp(min=1)
+                self.running_var.lerp_(unbiased, self.momentum)
+                self.num_batches_tracked.add_(1)
+        else:
+            var_b = self.running_var
+        var_i = x3.var(2, unbiased=False, keepdim=True)
+        v = self.v.view(1, -1, 1)
+        denom = torch.maximum(torch.sqrt(var_b + self.eps).view(1, -1, 1),
+                              v * x3 + torch.sqrt(var_i + self.eps))
+        y = x3 / denom * self.weight.view(1, -1, 1) + \
+            self.bias.view(1, -1, 1)
+        return y.reshape(x.shape)
+
+    def extra_repr(self) -> str:
+        return (f'{self.num_features}, eps={self.eps}, '
+                f'momentum={self.momentum}, sync={self.sync}')
+
+
+@MODELS.register_module('EvoNormS0')
+class EvoNormS0(_EvoNormBase):
+    """EvoNorm-S0 (batch-independent); see the module docstring.
+
+    Args:
+        num_features (int): Channels C.
+        num_groups (int): Groups of the variance; must divide C. Default: 32.
+        eps (float): Default: 1e-5.
+    """
+
+    def __init__(self, num_features: int, num_groups: int = 32,
+                 eps: float = 1e-5):
+        super().__init__(num_features, eps)
+        if not isinstance(num_groups, int) or num_groups < 1 or \
+                num_features % num_groups:
+            divisors = [d for d in range(1, num_features + 1)
+                        if num_features % d == 0]
+            raise ValueError(
+                f'EvoNormS0: num_groups={num_groups!r} does not divide '
+                f'num_features={num_features}; valid values are the '
+                f'divisors of {num_features}: {divisors}')
+        self.num_groups = num_groups
+
+    def forward(self, x: Tensor) -> Tensor:
+        _check('EvoNormS0', x, self.num_features)
+        n = x.shape[0]
+        xg = x.reshape(n, self.num_groups, -1)
+        std_g = torch.sqrt(xg.var(2, unbiased=False, keepdim=True) +
+                           self.eps)
+        shape = self._shape(x)
+        gated = x * torch.sigmoid(self.v.view(shape) * x)
+        y = (gated.reshape(n, self.num_groups, -1) / std_g).reshape(x.shape)
+        return y * self.weight.view(shape) + self.bias.view(shape)
+
+    def extra_repr(self) -> str:
+        return (f'{self.num_features}, num_groups={self.num_groups}, '
+                f'eps={self.eps}')

@@ -1,0 +1,67 @@
+"""Scaled Weight Standardization (NF-ResNets, Brock et al. 2021).
+
+Each output filter is standardized, scaled by 1 / sqrt(fan_in) so that a
+unit-variance input gives a unit-variance output, multiplied by a learnable
+per-filter gain and by a fixed ``gamma`` that undoes the variance change of
+the activation that follows (sqrt(2 / (1 - 1/pi)) ~= 1.7139 for ReLU)::
+
+    W_hat[o] = gamma * gain[o] * (W[o] - mean(W[o]))
+               / (sqrt(var(W[o]) + eps) * sqrt(fan_in))
+
+with ``fan_in = C_in / groups * kH * kW`` and the biased variance.
+"""
+import math
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from mmengine.registry import MODELS
+
+#: gamma of a ReLU: 1 / std of relu(z), z ~ N(0, 1), for unit second moment
+RELU_GAMMA = math.sqrt(2.0 / (1.0 - 1.0 / math.pi))
+
+
+@MODELS.register_module('ScaledWSConv2d')
+class ScaledWSConv2d(nn.Conv2d):
+    """``nn.Conv2d`` with Scaled Weight Standardization (module docstring).
+
+    Accepts every ``nn.Conv2d`` argument plus:
+
+    Args:
+        gamma (float): Fixed activation gain. Default: ``RELU_GAMMA``.
+        eps (float): Added to the filter variance. Default: 1e-5.
+        gain_init (float): Initial value of the per-filter gain. Default: 1.
+    """
+
+    def __init__(self, *args, gamma: float = RELU_GAMMA, eps: float = 1e-5,
+                 gain_init: float = 1.0, **kwargs):
+        if eps < 0:
+            raise ValueError(f'eps={eps!r} is not valid; it must be >= 0')
+        if not gamma > 0:
+            raise ValueError(f'gamma={gamma!r} is not valid; it must be > 0')
+        super().__init__(*args, **kwargs)
+        self.gamma = gamma
+        self.eps = eps
+        self.gain = nn.Parameter(
+            torch.full((self.out_channels, ), float(gain_init)))
+
+    def standardized_weight(self) -> torch.Tensor:
+        w = self.weight
+        fan_in = w[0].numel()
+        dtype = torch.promote_types(w.dtype, torch.float32)
+        with torch.autocast(device_type=w.device.type, enabled=False):
+            scale = self.gain.to(dtype) * (self.gamma / math.sqrt(fan_in))
+            flat = F.batch_norm(
+                w.to(dtype).reshape(1, self.out_channels, -1), None, None,
+                weight=scale, training=True, momentum=0., eps=self.eps)
+        w_hat = flat.reshape(w.shape)
+        if torch.is_autocast_enabled(w.device.type):
+            return w_hat
+        return w_hat.to(w.dtype)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._conv_forward(x, self.standardized_weight(), self.bias)
+
+    def extra_repr(self) -> str:
+        return super().extra_repr() + \
+            f', gamma={self.gamma:.4f}, eps={self.eps}'
