@@ -8,6 +8,8 @@ from mmengine.registry import init_default_scope
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from mmbcn import BCN, WSConv2d
+from mmbcn.models.layers import (ChannelAffine, EvoNormB0, EvoNormS0,
+                                 ScaledWSConv2d)
 from mmbcn.schemes import (SCHEMES, apply_config_scheme, apply_scheme,
                            get_scheme)
 
@@ -27,6 +29,8 @@ def layer_counts(model):
     for m in model.modules():
         if isinstance(m, WSConv2d):
             counts['ws'] += 1
+        elif isinstance(m, ScaledWSConv2d):
+            counts['sws'] += 1
         elif isinstance(m, torch.nn.Conv2d):
             counts['conv'] += 1
         if isinstance(m, BCN):
@@ -35,6 +39,10 @@ def layer_counts(model):
             counts['gn'] += 1
         elif isinstance(m, _BatchNorm):
             counts['bn'] += 1
+        elif isinstance(m, (EvoNormB0, EvoNormS0)):
+            counts['evonorm'] += 1
+        elif isinstance(m, ChannelAffine):
+            counts['affine'] += 1
     return counts
 
 
@@ -57,6 +65,9 @@ MASK_RCNN_COUNTS = {
     'gn-ws': dict(ws=69, conv=4, gn=69),
     'bcn': dict(conv=73, bcn=69),
     'bcn-ws': dict(ws=69, conv=4, bcn=69),
+    'sws': dict(sws=69, conv=4, affine=69),
+    'evonorm-b0': dict(conv=73, evonorm=69),
+    'evonorm-s0': dict(conv=73, evonorm=69),
 }
 # DeepLabV3 R-50-D8 (ResNetV1c: 3-conv stem): 62 normalized convs in
 # backbone, ASPP head and FCN auxiliary head; the two classifiers are plain.
@@ -64,6 +75,7 @@ DEEPLABV3_COUNTS = {
     'bn': dict(conv=64, bn=62),
     'gn-ws': dict(ws=62, conv=2, gn=62),
     'bcn-ws': dict(ws=62, conv=2, bcn=62),
+    'evonorm-s0': dict(conv=64, evonorm=62),
 }
 
 
@@ -74,6 +86,7 @@ def test_mask_rcnn_counts(scheme, tmp_path):
     head = cfg.model.roi_head.bbox_head.type
     assert head == ('Shared2FCBBoxHead' if scheme == 'bn'
                     else 'Shared4Conv1FCBBoxHead')
+    assert cfg.norm_scheme == scheme
 
 
 @pytest.mark.parametrize('scheme', sorted(DEEPLABV3_COUNTS))
