@@ -1,5 +1,6 @@
 from .bcn_hooks import (BCNDeferredSyncHook, BCNHealthCheckHook,
                         BCNUpdateRateHook, bcn_layers)
+from .singularity_hook import SingularityHook
 
 __all__ = ['BCNDeferredSyncHook', 'BCNHealthCheckHook', 'BCNUpdateRateHook',
-           'bcn_layers']
+           'SingularityHook', 'bcn_layers']
