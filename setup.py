@@ -4,6 +4,7 @@ OpenMMLab 2.x (mmdet 3.3.0, mmsegmentation 1.2.2).
 The OpenMMLab stack itself is installed by ``make install`` (mmcv 2.1.0 has to
 be built from source with its compiled ops); this file installs the package.
 """
+import os
 import re
 from pathlib import Path
 
@@ -27,6 +28,27 @@ def read_requirements(*names):
     return reqs
 
 
+def ext_modules():
+    """The CPU row kernels behind BCN (mmbcn._ext), compiled against the
+    installed torch; MMBCN_WITH_EXT=0 skips them (a pure-torch path is used
+    instead)."""
+    if os.environ.get('MMBCN_WITH_EXT', '1') == '0':
+        return [], {}
+    try:
+        from torch.utils.cpp_extension import BuildExtension, CppExtension
+    except ImportError:
+        print('mmbcn: torch is not importable in this build environment, so '
+              'the C++ kernels are skipped (install with '
+              '--no-build-isolation to build them)')
+        return [], {}
+    ext = CppExtension(
+        'mmbcn._ext', ['mmbcn/models/functional/csrc/bcn_rows.cpp'],
+        extra_compile_args=['-O3', '-fopenmp'], extra_link_args=['-fopenmp'])
+    return [ext], {'build_ext': BuildExtension}
+
+
+EXT_MODULES, CMDCLASS = ext_modules()
+
 setup(
     name='mmbcn',
     version=read_version(),
@@ -39,4 +61,7 @@ setup(
     packages=find_packages(exclude=('tests', 'tests.*', 'configs', 'tools')),
     install_requires=read_requirements('stack.txt', 'runtime.txt'),
     extras_require={'tests': read_requirements('tests.txt')},
+    ext_modules=EXT_MODULES,
+    cmdclass=CMDCLASS,
+    package_data={'mmbcn': ['models/functional/csrc/*.cpp']},
 )

@@ -77,6 +77,13 @@ def check_extras():
         ok = path == here
         results.append(('mmbcn', ok, path if ok else
                         f'imported from {path}, not this checkout ({here})'))
+        try:
+            importlib.import_module('mmbcn._ext')
+            results.append(('mmbcn C++ kernels', True, 'mmbcn._ext imports'))
+        except ImportError as e:
+            results.append(('mmbcn C++ kernels', False,
+                            f'mmbcn._ext missing ({e}): pip install '
+                            '--no-build-isolation --no-deps -e .'))
     except Exception as e:  # noqa: BLE001 (any import failure counts)
         results.append(('mmbcn', False, f'not importable: {e}'))
     return results

@@ -20,10 +20,18 @@ Backward, with ``xhat = rstd (a x + s - mean_g)`` and group means ``g1 =
 needs only the per-(n, c) sums of ``dy`` and ``dy x`` (one pass) and one
 multiply-add pass; it saves ``x`` and O(N C) statistics, nothing else.
 
-The passes run on torch's fused native kernels, with the (N, C, L) input seen
-as (1, N*C, L): batch norm in eval mode with zero mean and unit variance
-applies a per-(n, c) affine, and batch-norm backward with zero mean and unit
-inverse std gives the sums of ``dy`` and ``dy x``.
+Two implementations of the passes, on the (N, C, L) input seen as N*C rows:
+
+- ``'ext'``: mmbcn's C++ row kernels (``mmbcn._ext``, built at install,
+  CPU float32/float64): every pass reads the activation once, like
+  GroupNorm's own kernels;
+- ``'torch'``: torch's fused native kernels, on any device: batch norm in
+  eval mode with zero mean and unit variance applies a per-row affine, and
+  batch-norm backward with zero mean and unit inverse std gives the sums of
+  ``dy`` and ``dy x``. This is the path on GPU and the reference for
+  ``'ext'``.
+
+``impl='auto'`` picks ``'ext'`` where it applies, else ``'torch'``.
 """
 from typing import Tuple
 
@@ -31,20 +39,52 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+try:
+    from mmbcn import _ext
+except ImportError:  # built without the C++ kernels (MMBCN_WITH_EXT=0)
+    _ext = None
+
+IMPLS = ('auto', 'ext', 'torch')
+
+
+def has_ext() -> bool:
+    return _ext is not None
+
+
+def resolve_impl(impl: str, x: Tensor) -> str:
+    """The implementation ``impl`` means for input ``x``."""
+    if impl not in IMPLS:
+        raise ValueError(f'impl={impl!r} is not valid; choose one of {IMPLS}')
+    usable = (_ext is not None and x.device.type == 'cpu'
+              and x.dtype in (torch.float32, torch.float64))
+    if impl == 'ext' and not usable:
+        raise ValueError(
+            "impl='ext' needs mmbcn's C++ kernels (pip install "
+            '--no-build-isolation -e .) and a CPU float32/float64 input; '
+            f'got a {x.dtype} tensor on {x.device} with the kernels '
+            f'{"built" if _ext is not None else "not built"}')
+    if impl == 'auto':
+        return 'ext' if usable else 'torch'
+    return impl
+
 
 # Above this ratio of squared mean to variance, E[x^2] - E[x]^2 in float32
 # may lose more than ~1e-4 of the variance to cancellation.
 _ONE_PASS_MAX_CONDITION = 1e3
 
 
-def channel_moments(x: Tensor) -> Tuple[Tensor, Tensor]:
+def channel_moments(x: Tensor, impl: str = 'auto') -> Tuple[Tensor, Tensor]:
     """Per-(sample, channel) mean and biased variance of an (N, C, L) input.
 
-    Reads ``x`` twice without writing (sum, sum of squares); where a row's
-    mean is large against its spread, falls back to a two-pass computation
-    for the whole input so the variance stays accurate.
+    ``'ext'``: one read, two passes per row in cache. ``'torch'``: reads
+    ``x`` twice without writing (sum, sum of squares); where a row's mean is
+    large against its spread, falls back to a two-pass computation for the
+    whole input so the variance stays accurate.
     """
-    length = x.shape[2]
+    n, c, length = x.shape
+    if resolve_impl(impl, x) == 'ext':
+        mean, var = _ext.row_moments(x.reshape(n * c, length).contiguous())
+        return mean.view(n, c), var.view(n, c)
     mean = x.sum(2).div_(length)
     var = torch.linalg.vector_norm(x, dim=2).pow_(2).div_(length)
     var -= mean * mean
@@ -54,12 +94,17 @@ def channel_moments(x: Tensor) -> Tuple[Tensor, Tensor]:
     return mean, var.clamp_(min=0)
 
 
-def _affine_rows(x: Tensor, scale: Tensor, offset: Tensor) -> Tensor:
+def _affine_rows(x: Tensor, scale: Tensor, offset: Tensor,
+                 impl: str) -> Tensor:
     """``scale[n, c] * x[n, c, :] + offset[n, c]`` in one fused pass.
 
-    Returns the (1, N * C, L) result (a fresh tensor, not a view).
+    Returns a fresh tensor of N * C rows (not a view), shaped (N * C, L) or
+    (1, N * C, L).
     """
     n, c, length = x.shape
+    if impl == 'ext':
+        return _ext.row_affine(x.reshape(n * c, length), scale.reshape(-1),
+                               offset.reshape(-1))
     rows = x.reshape(1, n * c, length)
     zeros = scale.new_zeros(n * c)
     ones = scale.new_ones(n * c)
@@ -67,9 +112,13 @@ def _affine_rows(x: Tensor, scale: Tensor, offset: Tensor) -> Tensor:
                         offset.reshape(-1), False, 0., 0.)
 
 
-def _row_sums(dy: Tensor, x: Tensor) -> Tuple[Tensor, Tensor]:
+def _row_sums(dy: Tensor, x: Tensor, impl: str) -> Tuple[Tensor, Tensor]:
     """Per-(n, c) sums of ``dy`` and ``dy * x`` in one fused pass."""
     n, c, length = x.shape
+    if impl == 'ext':
+        s_dy, s_dyx = _ext.row_sums(dy.reshape(n * c, length),
+                                    x.reshape(n * c, length))
+        return s_dy.view(n, c), s_dyx.view(n, c)
     zeros = x.new_zeros(n * c)
     ones = x.new_ones(n * c)
     _, s_dyx, s_dy = torch.ops.aten.native_batch_norm_backward(
@@ -95,20 +144,20 @@ def _per_group(t: Tensor, groups: int) -> Tensor:
 class FixedStatsBCN(torch.autograd.Function):
     """``y = GroupNorm(a * x + s)`` with a, s from fixed batch statistics.
 
-    Returns the output as a (1, N * C, L) tensor: a view made inside a
-    custom Function could not be modified in place (an inplace ReLU after
-    the norm), so the caller reshapes it.
+    Returns the output as N * C rows: a view made inside a custom Function
+    could not be modified in place (an inplace ReLU after the norm), so the
+    caller reshapes it.
 
     Inputs: ``x`` (N, C, L); ``mean_nc``/``var_nc`` (N, C) moments of ``x``
     (from :func:`channel_moments`); ``est_mean``/``est_var`` (C,) the batch
     statistics to normalize with (no gradient); ``batch_weight``/
     ``batch_bias`` (C,); ``weight``/``bias`` (G,) or (C,); ``num_groups``;
-    ``eps``.
+    ``eps``; ``impl`` (``'ext'`` or ``'torch'``, resolved).
     """
 
     @staticmethod
     def forward(ctx, x, mean_nc, var_nc, est_mean, est_var, batch_weight,
-                batch_bias, weight, bias, num_groups, eps):
+                batch_bias, weight, bias, num_groups, eps, impl):
         n, c, length = x.shape
         g = num_groups
         inv = torch.rsqrt(est_var + eps)
@@ -123,8 +172,9 @@ class FixedStatsBCN(torch.autograd.Function):
         centre = shift - _per_channel(mean_g, c)   # x1 - mean_g = a x + centre
         w = _per_channel(weight, c)
         y = _affine_rows(x, a * rstd * w,
-                         centre * rstd * w + _per_channel(bias, c))
+                         centre * rstd * w + _per_channel(bias, c), impl)
         ctx.num_groups = g
+        ctx.impl = impl
         ctx.group_affine = weight.shape[-1] != c
         # est_mean is a buffer that later steps update in place: save only
         # tensors made here.
@@ -138,8 +188,9 @@ class FixedStatsBCN(torch.autograd.Function):
          w) = ctx.saved_tensors
         g = ctx.num_groups
         n, c, length = x.shape
-        dy = dy.reshape(n, c, length)
-        s_dy, s_dyx = _row_sums(dy, x)
+        dy = dy.reshape(n, c, length).contiguous()
+        impl = ctx.impl
+        s_dy, s_dyx = _row_sums(dy, x, impl)
         s_dy_xhat = rstd * (a * s_dyx + centre * s_dy)   # sum_l dy * xhat
         group_size = length * (c // g)
         g1 = _per_channel(_per_group(w * s_dy, g) / group_size, c)
@@ -150,8 +201,14 @@ class FixedStatsBCN(torch.autograd.Function):
             p = a * rstd * w
             q = -(a * rstd).pow(2) * g2
             r = -a * rstd * (g1 + rstd * g2 * centre)
-            grad_x = _affine_rows(dy, p, r).view(n, c, length)
-            grad_x.addcmul_(x, q.unsqueeze(-1))
+            if impl == 'ext':
+                grad_x = _ext.row_affine2(
+                    dy.view(n * c, length), x.view(n * c, length),
+                    p.reshape(-1), q.reshape(-1),
+                    r.reshape(-1)).view(n, c, length)
+            else:
+                grad_x = _affine_rows(dy, p, r, impl).view(n, c, length)
+                grad_x.addcmul_(x, q.unsqueeze(-1))
         if ctx.needs_input_grad[5] or ctx.needs_input_grad[6]:
             # through dx1 = rstd (w dy - g1 - xhat g2), x1 = a x + shift
             sum_xhat = length * rstd * (a * mean_nc + centre)
@@ -170,13 +227,14 @@ class FixedStatsBCN(torch.autograd.Function):
             if ctx.group_affine:
                 grad_b = _per_group(grad_b, g)
         return (grad_x, None, None, None, None, grad_bw, grad_bb, grad_w,
-                grad_b, None, None)
+                grad_b, None, None, None)
 
 
 def fixed_stats_bcn(x, mean_nc, var_nc, est_mean, est_var, batch_weight,
-                    batch_bias, weight, bias, num_groups, eps):
+                    batch_bias, weight, bias, num_groups, eps, impl='auto'):
     """Functional form of :class:`FixedStatsBCN`; returns (N, C, L)."""
+    x = x.contiguous()
     y = FixedStatsBCN.apply(x, mean_nc, var_nc, est_mean, est_var,
                             batch_weight, batch_bias, weight, bias,
-                            num_groups, eps)
+                            num_groups, eps, resolve_impl(impl, x))
     return y.view(x.shape)
