@@ -84,6 +84,11 @@ if hasattr(torch.serialization, 'safe_globals'):  # torch >= 2.5
 # --------------------------------------------------------------------------
 # 2. Distributed training on CPU-only machines (gloo)
 # --------------------------------------------------------------------------
+class CPUDistributedError(RuntimeError):
+    """A distributed run cannot be set up on this CPU-only machine (SyncBN in
+    the model, launcher environment variables missing)."""
+
+
 #: Norm types that are torch's / mmcv's SyncBatchNorm (CUDA-only).
 SYNCBN_TYPES = ('SyncBN', 'MMSyncBN', 'SyncBatchNorm', 'nn.SyncBatchNorm')
 
@@ -123,10 +128,10 @@ def find_syncbn(cfg) -> list:
     return found
 
 
-def syncbn_on_cpu_error(where: list) -> RuntimeError:
+def syncbn_on_cpu_error(where: list) -> CPUDistributedError:
     from .schemes import scheme_names
     others = [name for name in scheme_names() if name != 'syncbn']
-    return RuntimeError(
+    return CPUDistributedError(
         f'the model uses SyncBN ({", ".join(where)}), which needs CUDA and '
         'NCCL; this machine has no CUDA, so distributed training runs CPU '
         'processes with the gloo backend, where torch has no SyncBatchNorm. '
@@ -139,10 +144,27 @@ def _env_int(name: str) -> int:
     try:
         return int(os.environ[name])
     except KeyError:
-        raise RuntimeError(
+        raise CPUDistributedError(
             f'environment variable {name} is not set; start distributed '
             'runs with tools/dist_train.sh (torchrun) or tools/'
             'slurm_train.sh (srun)') from None
+
+
+def _first_slurm_host(node_list: str) -> str:
+    """The first host of a Slurm node list (``scontrol show hostname``, as
+    mmengine; a clear error instead of a garbage address without it)."""
+    try:
+        result = subprocess.run(['scontrol', 'show', 'hostname', node_list],
+                                capture_output=True, text=True)
+    except FileNotFoundError:
+        result = None
+    hosts = result.stdout.split() if result and result.returncode == 0 \
+        else []
+    if not hosts:
+        raise CPUDistributedError(
+            f'cannot resolve the first host of SLURM_NODELIST={node_list!r} '
+            'with `scontrol show hostname`; set MASTER_ADDR')
+    return hosts[0]
 
 
 def cpu_dist_env(launcher: str, port=None) -> dict:
@@ -163,11 +185,10 @@ def cpu_dist_env(launcher: str, port=None) -> dict:
             node_list = env.get('SLURM_NODELIST') or env.get(
                 'SLURM_JOB_NODELIST')
             if node_list is None:
-                raise RuntimeError('SLURM_NODELIST is not set; is this a '
-                                   'Slurm job step (srun)?')
-            addr = subprocess.getoutput(
-                f'scontrol show hostname {node_list} | head -n1').strip()
-            env['MASTER_ADDR'] = addr
+                raise CPUDistributedError(
+                    'SLURM_NODELIST is not set; is this a Slurm job step '
+                    '(srun)?')
+            env['MASTER_ADDR'] = _first_slurm_host(node_list)
         if port is not None:
             env['MASTER_PORT'] = str(port)
         env.setdefault('MASTER_PORT', '29500')
@@ -176,7 +197,8 @@ def cpu_dist_env(launcher: str, port=None) -> dict:
         world = _env_int('OMPI_COMM_WORLD_SIZE')
         local_rank = _env_int('OMPI_COMM_WORLD_LOCAL_RANK')
         if 'MASTER_ADDR' not in env:
-            raise KeyError('The environment variable MASTER_ADDR is not set')
+            raise CPUDistributedError(
+                'environment variable MASTER_ADDR is not set (mpi launcher)')
         env.setdefault('MASTER_PORT', '29500')
     else:
         raise ValueError(f'launcher={launcher!r} is not valid; expected '
@@ -206,7 +228,8 @@ def prepare_cpu_distributed(cfg) -> bool:
       rejects for a CPU module: ``cfg.model_wrapper_cfg`` is set to
       :data:`CPU_MODEL_WRAPPER` (with the config's
       ``find_unused_parameters``) unless the config sets its own, which then
-      only gets ``device_ids=None`` if it has no ``device_ids``.
+      only gets ``device_ids=None`` if it is a DDP wrapper without
+      ``device_ids``.
       ``broadcast_buffers=False`` (as the Runner's default): BN / BCN
       statistics are not synchronized by the wrapper.
     * torch's SyncBatchNorm is CUDA-only and fails only at the first forward
@@ -235,7 +258,13 @@ def prepare_cpu_distributed(cfg) -> bool:
             CPU_MODEL_WRAPPER,
             find_unused_parameters=cfg.get('find_unused_parameters', False))
     else:
-        wrapper.setdefault('device_ids', None)
+        # the Runner adds device_ids=[LOCAL_RANK] to DDP subclasses only
+        from mmengine.registry import MODEL_WRAPPERS
+        wrapper_type = MODEL_WRAPPERS.get(
+            wrapper.get('type', 'MMDistributedDataParallel'))
+        if isinstance(wrapper_type, type) and issubclass(
+                wrapper_type, torch.nn.parallel.DistributedDataParallel):
+            wrapper.setdefault('device_ids', None)
 
     if not torch.distributed.is_initialized():
         kwargs = {k: v for k, v in dist_cfg.items()
@@ -246,6 +275,10 @@ def prepare_cpu_distributed(cfg) -> bool:
         torch.distributed.init_process_group(
             backend='gloo', init_method='env://', rank=env['RANK'],
             world_size=env['WORLD_SIZE'], **kwargs)
+    else:
+        # a group set up by the caller: the Runner still reads LOCAL_RANK
+        # (for default device_ids it then does not use)
+        os.environ.setdefault('LOCAL_RANK', '0')
     return True
 
 

@@ -1,0 +1,379 @@
+"""Train and test mmdet / mmseg configs with a norm scheme.
+
+The library behind ``tools/train.py`` and ``tools/test.py``; the same from a
+script or a notebook::
+
+    from mmbcn.apis import load_config, test, train
+
+    cfg = load_config('configs/shapes/...py', norm='bcn-ws',
+                      cfg_options={'train_cfg.max_iters': 100})
+    runner = train(cfg)
+    metrics = test(load_config('configs/shapes/...py', norm='bcn-ws'),
+                   'work_dirs/..._bcn-ws/iter_100.pth')
+
+The behaviour mirrors mmdet 3.3.0's and mmseg 1.2.2's ``tools/train.py`` /
+``tools/test.py`` (work dir, ``--amp``, ``--auto-scale-lr``, ``--resume``,
+``--out``, ``--show``/``--show-dir``, ``--tta``), plus:
+
+* ``norm``: a scheme of :mod:`mmbcn.schemes` applied to the model (else the
+  config's ``norm_scheme``); the default work dir then gets the scheme's name
+  (``./work_dirs/<config stem>_<norm>``), so runs of one config with
+  different schemes do not share a work dir;
+* one entry point for mmdet and mmseg configs (chosen by ``default_scope``);
+* distributed runs on CPU-only machines (gloo), see
+  :func:`mmbcn.compat.prepare_cpu_distributed`.
+"""
+import copy
+import logging
+import os
+import os.path as osp
+import warnings
+from typing import Any, Dict, Optional, Union
+
+from mmengine.config import Config, ConfigDict
+from mmengine.logging import print_log
+from mmengine.runner import Runner
+
+from .. import compat
+from ..schemes import apply_config_scheme, config_scope, get_scheme
+
+#: The ``--launcher`` choices (as mmdet / mmseg / mmengine).
+LAUNCHERS = ('none', 'pytorch', 'slurm', 'mpi')
+
+PathLike = Union[str, os.PathLike]
+
+
+def default_work_dir(config: str, norm: Union[str, Dict, None] = None) -> str:
+    """``./work_dirs/<config stem>`` (as mmdet), ``..._<norm>`` for a scheme
+    given on the command line."""
+    stem = osp.splitext(osp.basename(str(config)))[0]
+    if norm is not None:
+        stem = f'{stem}_{get_scheme(norm).name}'
+    return osp.join('./work_dirs', stem)
+
+
+def _is_local_path(path: str) -> bool:
+    return '://' not in path
+
+
+def load_config(config: Union[PathLike, Config],
+                *,
+                norm: Union[str, Dict, None] = None,
+                cfg_options: Optional[Dict[str, Any]] = None,
+                work_dir: Optional[PathLike] = None,
+                amp: bool = False,
+                auto_scale_lr: bool = False,
+                resume: Union[None, bool, str] = None,
+                launcher: str = 'none') -> Config:
+    """Load a config and apply the command-line settings of mmdet's
+    ``tools/train.py`` / ``tools/test.py`` plus a norm scheme.
+
+    Args:
+        config: path of the config file (or a :class:`Config`, copied).
+        norm: a scheme name of :func:`mmbcn.schemes.scheme_names` (or a dict
+            with overrides); applied to ``cfg.model`` instead of the config's
+            ``norm_scheme``. None: the config's ``norm_scheme``, if any.
+        cfg_options: ``key.sub=value`` overrides (``--cfg-options``), merged
+            before the scheme is applied (so ``norm_scheme`` may be one).
+        work_dir: the work dir; else the config's ``work_dir``; else
+            :func:`default_work_dir` (with ``norm`` in the name if given).
+        amp: use ``AmpOptimWrapper`` with ``loss_scale='dynamic'``.
+        auto_scale_lr: enable ``cfg.auto_scale_lr`` (the config must have
+            ``auto_scale_lr.base_batch_size``).
+        resume: None/False: as the config says. ``'auto'`` or True: resume
+            from the latest checkpoint in the work dir (``cfg.resume=True``,
+            ``cfg.load_from=None``; mmengine starts from scratch if there is
+            none). A path: resume from that checkpoint (``cfg.resume=True``,
+            ``cfg.load_from=path``).
+        launcher: one of :data:`LAUNCHERS`, stored as ``cfg.launcher``.
+
+    Raises:
+        FileNotFoundError: the config (or a local ``resume`` checkpoint)
+            does not exist.
+        ValueError: unknown scheme or launcher, a config without
+            ``default_scope`` mmdet/mmseg when a scheme is applied, ``amp``
+            with a custom optimizer wrapper, ``auto_scale_lr`` without
+            ``auto_scale_lr.base_batch_size``.
+    """
+    if launcher not in LAUNCHERS:
+        raise ValueError(f'launcher={launcher!r} is not valid; choose from '
+                         f'{", ".join(LAUNCHERS)}')
+    if norm is not None:
+        get_scheme(norm)  # unknown names fail before the config is read
+    if isinstance(config, Config):
+        cfg = copy.deepcopy(config)
+        config_name = cfg.filename or 'config'
+    else:
+        config_name = str(config)
+        if not osp.isfile(config_name):
+            raise FileNotFoundError(
+                f'config file {config_name!r} does not exist (from '
+                f'{osp.abspath(".")!r})')
+        cfg = Config.fromfile(config_name)
+    cfg.launcher = launcher
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+
+    apply_config_scheme(cfg, norm)
+
+    # work_dir: argument > config > ./work_dirs/<stem>[_<norm>]
+    if work_dir is not None:
+        cfg.work_dir = str(work_dir)
+    elif cfg.get('work_dir', None) is None:
+        cfg.work_dir = default_work_dir(config_name, norm)
+
+    if amp:
+        _enable_amp(cfg)
+    if auto_scale_lr:
+        _enable_auto_scale_lr(cfg)
+
+    # resume: a given checkpoint > auto resume (mmdet's semantics)
+    if resume is True or resume == 'auto':
+        cfg.resume = True
+        cfg.load_from = None
+    elif isinstance(resume, str) and resume:
+        if _is_local_path(resume) and not osp.isfile(resume):
+            raise FileNotFoundError(
+                f'checkpoint to resume from {resume!r} does not exist')
+        cfg.resume = True
+        cfg.load_from = resume
+    elif resume not in (None, False):
+        raise ValueError(f"resume={resume!r} is not valid: None, 'auto' "
+                         '(or True) or a checkpoint path')
+    return cfg
+
+
+def _enable_amp(cfg: Config) -> None:
+    optim_wrapper = cfg.get('optim_wrapper')
+    if optim_wrapper is None:
+        raise ValueError('--amp needs an optim_wrapper in the config (the '
+                         'config has none: is it a training config?)')
+    type_ = optim_wrapper.get('type', 'OptimWrapper')
+    if type_ == 'AmpOptimWrapper':
+        print_log('AMP training is already enabled in your config.',
+                  logger='current', level=logging.WARNING)
+    elif type_ != 'OptimWrapper':
+        raise ValueError(
+            '--amp replaces an OptimWrapper by an AmpOptimWrapper; this '
+            f'config uses {type_!r}: enable mixed precision in it instead')
+    optim_wrapper.type = 'AmpOptimWrapper'
+    optim_wrapper.loss_scale = 'dynamic'
+
+
+def _enable_auto_scale_lr(cfg: Config) -> None:
+    scale = cfg.get('auto_scale_lr')
+    if not isinstance(scale, dict) or 'base_batch_size' not in scale:
+        raise ValueError(
+            '--auto-scale-lr needs auto_scale_lr.base_batch_size in the '
+            'config (the total batch size the learning rate was set for), '
+            'e.g. auto_scale_lr = dict(enable=False, base_batch_size=16)')
+    scale.enable = True
+
+
+# --------------------------------------------------------------------------
+# building the runner
+# --------------------------------------------------------------------------
+def register_scope(scope: str) -> None:
+    """Register mmdet's or mmseg's modules (without changing the default
+    scope: the Runner sets it from ``cfg.default_scope``)."""
+    if scope == 'mmdet':
+        from mmdet.utils import register_all_modules
+    elif scope == 'mmseg':
+        from mmseg.utils import register_all_modules
+    else:
+        raise ValueError(f'default_scope={scope!r}: mmbcn runs mmdet '
+                         "('mmdet') and mmseg ('mmseg') configs")
+    register_all_modules(init_default_scope=False)
+
+
+def _runners_registry(scope: str):
+    if scope == 'mmdet':
+        from mmdet.registry import RUNNERS
+    else:
+        from mmseg.registry import RUNNERS
+    return RUNNERS
+
+
+def build_runner(cfg: Config) -> Runner:
+    """Build the Runner of ``cfg`` (from :func:`load_config`).
+
+    Registers the modules of the config's scope (``default_scope``: mmdet or
+    mmseg, else a ValueError naming it), prepares a distributed run on a
+    CPU-only machine (:func:`mmbcn.compat.prepare_cpu_distributed`: gloo,
+    CPU DDP wrapper, clear error for SyncBN) and builds the Runner with
+    ``Runner.from_cfg`` or, if ``cfg.runner_type`` is set, the scope's
+    ``RUNNERS`` registry.
+    """
+    scope = config_scope(cfg)
+    register_scope(scope)
+    if scope == 'mmdet':
+        from mmdet.utils import setup_cache_size_limit_of_dynamo
+        setup_cache_size_limit_of_dynamo()
+    compat.prepare_cpu_distributed(cfg)
+    if 'runner_type' in cfg:
+        return _runners_registry(scope).build(cfg)
+    return Runner.from_cfg(cfg)
+
+
+def train(cfg: Config) -> Runner:
+    """Build the Runner of ``cfg`` and train; returns the Runner."""
+    runner = build_runner(cfg)
+    runner.train()
+    return runner
+
+
+# --------------------------------------------------------------------------
+# testing
+# --------------------------------------------------------------------------
+def enable_visualization(cfg: Config, show: bool = False,
+                         show_dir: Optional[str] = None,
+                         wait_time: float = 2.) -> Config:
+    """Turn on the config's visualization hook for testing (``--show``,
+    ``--show-dir``), as mmdet's / mmseg's ``trigger_visualization_hook``.
+
+    mmdet: images go to ``<work_dir>/<timestamp>/<show_dir>``
+    (``test_out_dir`` of ``DetVisualizationHook``); mmseg: the visualizer's
+    ``save_dir`` becomes ``show_dir`` (under it, ``vis_data/vis_image``).
+    """
+    hooks = cfg.get('default_hooks') or {}
+    if 'visualization' not in hooks or hooks['visualization'] is None:
+        raise ValueError(
+            '--show / --show-dir need a VisualizationHook in default_hooks, '
+            "e.g. default_hooks = dict(visualization=dict(type="
+            "'DetVisualizationHook')) (mmseg: 'SegVisualizationHook')")
+    hook = hooks['visualization']
+    hook['draw'] = True
+    if show:
+        hook['show'] = True
+        hook['wait_time'] = wait_time
+    if show_dir:
+        if config_scope(cfg) == 'mmdet':
+            hook['test_out_dir'] = str(show_dir)
+        else:
+            cfg.visualizer['save_dir'] = str(show_dir)
+    return cfg
+
+
+def _has_mask_head(model_cfg) -> bool:
+    if isinstance(model_cfg, dict):
+        if model_cfg.get('mask_head') is not None:
+            return True
+        return any(_has_mask_head(v) for v in model_cfg.values())
+    if isinstance(model_cfg, (list, tuple)):
+        return any(_has_mask_head(v) for v in model_cfg)
+    return False
+
+
+def _innermost_dataset(dataset_cfg):
+    while 'dataset' in dataset_cfg:
+        dataset_cfg = dataset_cfg['dataset']
+    return dataset_cfg
+
+
+def _default_det_tta(cfg: Config) -> None:
+    """mmdet's ``tools/test.py`` defaults: flip TTA merged by DetTTAModel."""
+    if 'tta_model' not in cfg:
+        warnings.warn('Cannot find ``tta_model`` in config, '
+                      'we will set it as default.')
+        cfg.tta_model = dict(
+            type='DetTTAModel',
+            tta_cfg=dict(nms=dict(type='nms', iou_threshold=0.5),
+                         max_per_img=100))
+    if 'tta_pipeline' not in cfg:
+        warnings.warn('Cannot find ``tta_pipeline`` in config, '
+                      'we will set it as default.')
+        pipeline = copy.deepcopy(
+            _innermost_dataset(cfg.test_dataloader.dataset).pipeline)
+        pipeline[-1] = dict(
+            type='TestTimeAug',
+            transforms=[
+                [dict(type='RandomFlip', prob=1.),
+                 dict(type='RandomFlip', prob=0.)],
+                [dict(type='PackDetInputs',
+                      meta_keys=('img_id', 'img_path', 'ori_shape',
+                                 'img_shape', 'scale_factor', 'flip',
+                                 'flip_direction'))],
+            ])
+        cfg.tta_pipeline = pipeline
+
+
+def enable_tta(cfg: Config) -> Config:
+    """Wrap ``cfg.model`` in ``cfg.tta_model`` and test with
+    ``cfg.tta_pipeline`` (``--tta``).
+
+    mmdet: missing ``tta_model`` / ``tta_pipeline`` get mmdet's defaults
+    (flip, DetTTAModel); mmdet 3.3.0's DetTTAModel merges boxes only, so a
+    model with a mask head (Mask R-CNN) is a ValueError. mmseg: the config
+    must define both (mmseg's dataset bases do, with SegTTAModel).
+    """
+    scope = config_scope(cfg)
+    if scope == 'mmdet':
+        _default_det_tta(cfg)
+        if cfg.tta_model.get('type') == 'DetTTAModel' and \
+                _has_mask_head(cfg.model):
+            raise ValueError(
+                '--tta: mmdet 3.3.0 merges test-time augmented boxes only '
+                '(DetTTAModel asserts that there are no masks); this model '
+                'has a mask head (instance segmentation), so it cannot be '
+                'tested with --tta')
+    else:
+        missing = [k for k in ('tta_model', 'tta_pipeline') if k not in cfg]
+        if missing:
+            raise ValueError(
+                f'--tta needs {" and ".join(missing)} in the config, e.g. '
+                "tta_model = dict(type='SegTTAModel') and a tta_pipeline "
+                'with TestTimeAug (see mmseg::_base_/datasets/*.py)')
+    cfg.model = ConfigDict(**cfg.tta_model, module=cfg.model)
+    cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
+    return cfg
+
+
+def test(cfg: Config, checkpoint: str, *,
+         out: Optional[str] = None,
+         show: bool = False,
+         show_dir: Optional[str] = None,
+         wait_time: float = 2.,
+         tta: bool = False) -> Dict[str, Any]:
+    """Test ``checkpoint`` with ``cfg`` (from :func:`load_config`, with the
+    scheme the checkpoint was trained with); returns the metrics.
+
+    Args:
+        out: mmdet: a ``.pkl`` / ``.pickle`` file the predictions are dumped
+            to (``DumpDetResults``); mmseg: a directory the predicted label
+            maps are written to (``test_evaluator.output_dir``).
+        show, show_dir, wait_time: see :func:`enable_visualization`.
+        tta: see :func:`enable_tta`.
+    """
+    scope = config_scope(cfg)
+    if _is_local_path(str(checkpoint)) and not osp.isfile(str(checkpoint)):
+        raise FileNotFoundError(f'checkpoint {checkpoint!r} does not exist')
+    cfg.load_from = str(checkpoint)
+    if show or show_dir:
+        enable_visualization(cfg, show, show_dir, wait_time)
+    if tta:
+        enable_tta(cfg)
+    if out is not None and scope == 'mmdet':
+        if not str(out).endswith(('.pkl', '.pickle')):
+            raise ValueError(f'--out {out!r}: the dump file must be a pkl '
+                             'file (.pkl or .pickle)')
+    elif out is not None:
+        evaluator = cfg.get('test_evaluator')
+        if not isinstance(evaluator, dict):
+            raise ValueError(
+                '--out sets test_evaluator.output_dir, which needs a single '
+                f'test_evaluator dict; this config has {type(evaluator)}')
+        evaluator['output_dir'] = str(out)
+        evaluator['keep_results'] = True
+
+    runner = build_runner(cfg)
+    if out is not None and scope == 'mmdet':
+        from mmdet.evaluation import DumpDetResults
+        runner.test_evaluator.metrics.append(
+            DumpDetResults(out_file_path=str(out)))
+    return runner.test()
+
+
+__all__ = [
+    'LAUNCHERS', 'default_work_dir', 'load_config', 'register_scope',
+    'build_runner', 'train', 'enable_visualization', 'enable_tta', 'test'
+]

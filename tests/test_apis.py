@@ -1,0 +1,357 @@
+"""mmbcn.apis: load_config (the tools' command-line semantics), the test
+options, and the CPU-distributed shim of mmbcn.compat. No training here
+(see test_tools.py for real runs)."""
+import glob
+import os
+import os.path as osp
+import socket
+
+import pytest
+import torch
+from mmengine.config import Config
+
+from mmbcn import apis, compat
+from mmbcn.schemes import scheme_names
+
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+NO_CUDA = pytest.mark.skipif(torch.cuda.is_available(),
+                             reason='the CPU-distributed shim is for '
+                             'machines without CUDA')
+
+
+def shared_config(pattern: str) -> str:
+    found = sorted(glob.glob(osp.join(REPO, 'configs', 'shapes', pattern)))
+    assert found, f'no config configs/shapes/{pattern}'
+    return found[0]
+
+
+DET_CONFIG = shared_config('mask-rcnn*bcn-ws*.py')
+SEG_CONFIG = shared_config('deeplabv3*bcn-ws*.py')
+DET_STEM = osp.splitext(osp.basename(DET_CONFIG))[0]
+SEG_STEM = osp.splitext(osp.basename(SEG_CONFIG))[0]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(('127.0.0.1', 0))
+        return sock.getsockname()[1]
+
+
+# --------------------------------------------------------------------------
+# load_config: norm scheme
+# --------------------------------------------------------------------------
+def test_config_scheme_is_applied():
+    cfg = apis.load_config(DET_CONFIG)
+    assert cfg.norm_scheme == 'bcn-ws'
+    for module in (cfg.model.backbone, cfg.model.neck,
+                   cfg.model.roi_head.bbox_head, cfg.model.roi_head.mask_head):
+        assert module.norm_cfg.type == 'BCN'
+        assert module.conv_cfg.type == 'WSConv2d'
+    assert cfg.launcher == 'none'
+
+
+def test_norm_overrides_the_config_scheme():
+    cfg = apis.load_config(SEG_CONFIG, norm='gn')
+    assert cfg.norm_scheme == 'gn'
+    for module in ('backbone', 'decode_head', 'auxiliary_head'):
+        assert cfg.model[module].norm_cfg.type == 'GN'
+        assert cfg.model[module].get('conv_cfg') is None
+    assert 'BCN' not in cfg.pretty_text
+
+
+def test_cfg_options_are_merged_before_the_scheme():
+    cfg = apis.load_config(SEG_CONFIG, cfg_options={'norm_scheme': 'gn-ws'})
+    assert cfg.model.backbone.norm_cfg.type == 'GN'
+    assert cfg.model.backbone.conv_cfg.type == 'WSConv2d'
+
+
+def test_unknown_norm_lists_the_valid_names():
+    with pytest.raises(ValueError) as error:
+        apis.load_config(SEG_CONFIG, norm='layernorm')
+    assert 'layernorm' in str(error.value)
+    assert ', '.join(scheme_names()) in str(error.value)
+
+
+def test_missing_config_is_a_clear_error(tmp_path):
+    missing = str(tmp_path / 'nope.py')
+    with pytest.raises(FileNotFoundError, match='config file .*nope.py.* '
+                       'does not exist'):
+        apis.load_config(missing)
+
+
+def test_a_config_object_is_copied():
+    cfg = Config.fromfile(SEG_CONFIG)
+    loaded = apis.load_config(cfg, norm='gn')
+    assert loaded.model.backbone.norm_cfg.type == 'GN'
+    assert cfg.model.backbone.norm_cfg.type == 'SyncBN'  # mmseg's base
+    assert loaded.work_dir == f'./work_dirs/{SEG_STEM}_gn'
+
+
+def test_launcher():
+    assert apis.load_config(SEG_CONFIG, launcher='slurm').launcher == 'slurm'
+    with pytest.raises(ValueError, match='none, pytorch, slurm, mpi'):
+        apis.load_config(SEG_CONFIG, launcher='ssh')
+
+
+# --------------------------------------------------------------------------
+# load_config: work dir
+# --------------------------------------------------------------------------
+def test_default_work_dir_is_the_config_stem():
+    cfg = apis.load_config(DET_CONFIG)
+    assert cfg.work_dir == f'./work_dirs/{DET_STEM}'
+
+
+def test_default_work_dir_names_the_norm():
+    cfg = apis.load_config(DET_CONFIG, norm='gn-ws')
+    assert cfg.work_dir == f'./work_dirs/{DET_STEM}_gn-ws'
+    assert apis.default_work_dir('a/b/c.py', dict(name='bcn', norm=dict(
+        num_groups=16))) == './work_dirs/c_bcn'
+
+
+def test_work_dir_argument_and_config_win(tmp_path):
+    cfg = apis.load_config(DET_CONFIG, norm='gn', work_dir=tmp_path / 'w')
+    assert cfg.work_dir == str(tmp_path / 'w')
+    # a work_dir in the config (here from --cfg-options) beats the default
+    cfg = apis.load_config(DET_CONFIG, norm='gn',
+                           cfg_options={'work_dir': 'mine'})
+    assert cfg.work_dir == 'mine'
+
+
+# --------------------------------------------------------------------------
+# load_config: amp, auto-scale-lr
+# --------------------------------------------------------------------------
+def test_amp():
+    cfg = apis.load_config(SEG_CONFIG, amp=True)
+    assert cfg.optim_wrapper.type == 'AmpOptimWrapper'
+    assert cfg.optim_wrapper.loss_scale == 'dynamic'
+    assert cfg.optim_wrapper.optimizer.type == 'SGD'  # kept
+    assert apis.load_config(SEG_CONFIG).optim_wrapper.type == 'OptimWrapper'
+
+
+def test_amp_refuses_a_custom_optim_wrapper():
+    with pytest.raises(ValueError, match='MyWrapper'):
+        apis.load_config(SEG_CONFIG, amp=True,
+                         cfg_options={'optim_wrapper.type': 'MyWrapper'})
+
+
+def test_auto_scale_lr():
+    cfg = apis.load_config(DET_CONFIG)
+    assert cfg.auto_scale_lr.enable is False
+    cfg = apis.load_config(DET_CONFIG, auto_scale_lr=True)
+    assert cfg.auto_scale_lr.enable is True
+    assert cfg.auto_scale_lr.base_batch_size == 2
+
+
+def test_auto_scale_lr_needs_base_batch_size(tmp_path):
+    config = tmp_path / 'no_base_batch.py'
+    config.write_text(f'_base_ = {SEG_CONFIG!r}\n'
+                      'auto_scale_lr = dict(_delete_=True, enable=False)\n')
+    assert apis.load_config(str(config)).auto_scale_lr == dict(enable=False)
+    with pytest.raises(ValueError, match='auto_scale_lr.base_batch_size'):
+        apis.load_config(str(config), auto_scale_lr=True)
+
+
+# --------------------------------------------------------------------------
+# load_config: resume (mmdet's semantics)
+# --------------------------------------------------------------------------
+def test_no_resume_keeps_the_config():
+    cfg = apis.load_config(SEG_CONFIG)
+    assert cfg.resume is False and cfg.load_from is None
+    cfg = apis.load_config(SEG_CONFIG, resume=False,
+                           cfg_options={'load_from': 'init.pth'})
+    assert cfg.resume is False and cfg.load_from == 'init.pth'
+
+
+@pytest.mark.parametrize('resume', ['auto', True])
+def test_resume_auto(resume):
+    # auto resume: the latest checkpoint in the work dir; a load_from of the
+    # config is dropped (resume wins)
+    cfg = apis.load_config(SEG_CONFIG, resume=resume,
+                           cfg_options={'load_from': 'init.pth'})
+    assert cfg.resume is True and cfg.load_from is None
+
+
+def test_resume_from_path(tmp_path):
+    checkpoint = tmp_path / 'iter_10.pth'
+    checkpoint.write_bytes(b'')
+    cfg = apis.load_config(SEG_CONFIG, resume=str(checkpoint))
+    assert cfg.resume is True and cfg.load_from == str(checkpoint)
+    # remote checkpoints are left to mmengine
+    url = 'https://example.com/iter_10.pth'
+    assert apis.load_config(SEG_CONFIG, resume=url).load_from == url
+
+
+def test_resume_from_missing_path(tmp_path):
+    with pytest.raises(FileNotFoundError, match='resume from'):
+        apis.load_config(SEG_CONFIG, resume=str(tmp_path / 'none.pth'))
+
+
+# --------------------------------------------------------------------------
+# build_runner / test options (checked before anything is built)
+# --------------------------------------------------------------------------
+def test_build_runner_names_an_unknown_scope():
+    cfg = Config(dict(default_scope='mmpretrain', model=dict(type='X')))
+    with pytest.raises(ValueError, match="'mmpretrain'"):
+        apis.build_runner(cfg)
+
+
+def test_test_checks_checkpoint_and_out(tmp_path):
+    cfg = apis.load_config(DET_CONFIG, work_dir=tmp_path)
+    with pytest.raises(FileNotFoundError, match='none.pth'):
+        apis.test(cfg, str(tmp_path / 'none.pth'))
+    checkpoint = tmp_path / 'model.pth'
+    checkpoint.write_bytes(b'')
+    with pytest.raises(ValueError, match='pkl'):
+        apis.test(cfg, str(checkpoint), out=str(tmp_path / 'preds.json'))
+
+
+def test_enable_visualization():
+    cfg = apis.enable_visualization(apis.load_config(DET_CONFIG),
+                                    show_dir='painted')
+    hook = cfg.default_hooks.visualization
+    assert hook.draw is True and hook.test_out_dir == 'painted'
+    assert not hook.get('show', False)
+    cfg = apis.enable_visualization(apis.load_config(SEG_CONFIG), show=True,
+                                    show_dir='painted', wait_time=0.5)
+    hook = cfg.default_hooks.visualization
+    assert hook.draw and hook.show and hook.wait_time == 0.5
+    assert cfg.visualizer.save_dir == 'painted'
+    cfg = apis.load_config(SEG_CONFIG,
+                           cfg_options={'default_hooks.visualization': None})
+    with pytest.raises(ValueError, match='VisualizationHook'):
+        apis.enable_visualization(cfg, show_dir='painted')
+
+
+def test_tta_of_mask_rcnn_is_refused():
+    # mmdet 3.3.0's DetTTAModel merges boxes only
+    with pytest.raises(ValueError, match='mask head'):
+        apis.enable_tta(apis.load_config(DET_CONFIG))
+
+
+def test_tta_of_deeplabv3():
+    cfg = apis.load_config(SEG_CONFIG)
+    assert 'tta_model' in cfg  # mmseg's default_runtime
+    if 'tta_pipeline' not in cfg:
+        with pytest.raises(ValueError, match='tta_pipeline'):
+            apis.enable_tta(apis.load_config(SEG_CONFIG))
+        cfg.tta_pipeline = [dict(type='LoadImageFromFile'),
+                            dict(type='TestTimeAug', transforms=[
+                                [dict(type='RandomFlip', prob=1.)],
+                                [dict(type='LoadAnnotations')],
+                                [dict(type='PackSegInputs')]])]
+    apis.enable_tta(cfg)
+    assert cfg.model.type == 'SegTTAModel'
+    assert cfg.model.module.type == 'EncoderDecoder'
+    assert cfg.model.module.backbone.norm_cfg.type == 'BCN'
+    assert cfg.test_dataloader.dataset.pipeline == cfg.tta_pipeline
+
+
+# --------------------------------------------------------------------------
+# mmbcn.compat: distributed runs on CPU
+# --------------------------------------------------------------------------
+def test_find_syncbn():
+    cfg = apis.load_config(SEG_CONFIG, norm='syncbn')
+    assert compat.find_syncbn(cfg) == [
+        'model.backbone.norm_cfg', 'model.decode_head.norm_cfg',
+        'model.auxiliary_head.norm_cfg']
+    assert compat.find_syncbn(apis.load_config(SEG_CONFIG)) == []
+    cfg = apis.load_config(SEG_CONFIG, cfg_options={'sync_bn': 'torch'})
+    assert compat.find_syncbn(cfg) == ['sync_bn']
+
+
+def test_no_launcher_changes_nothing():
+    cfg = apis.load_config(SEG_CONFIG, norm='syncbn')
+    assert compat.prepare_cpu_distributed(cfg) is False
+    assert 'model_wrapper_cfg' not in cfg
+    assert cfg.env_cfg.dist_cfg.backend == 'nccl'
+
+
+@NO_CUDA
+def test_syncbn_with_a_launcher_is_refused_before_any_process_group():
+    cfg = apis.load_config(SEG_CONFIG, norm='syncbn', launcher='pytorch')
+    with pytest.raises(RuntimeError) as error:
+        compat.prepare_cpu_distributed(cfg)
+    message = str(error.value)
+    assert 'needs CUDA and NCCL' in message
+    for name in ('bn', 'gn', 'gn-ws', 'bcn', 'bcn-ws'):
+        assert name in message
+    assert 'reverts SyncBN to BN' in message
+    assert not torch.distributed.is_initialized()
+
+
+@pytest.fixture
+def torchrun_env_of_one(monkeypatch):
+    for key, value in dict(RANK='0', WORLD_SIZE='1', LOCAL_RANK='0',
+                           MASTER_ADDR='127.0.0.1',
+                           MASTER_PORT=str(free_port())).items():
+        monkeypatch.setenv(key, value)
+    yield
+    if torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
+
+
+@NO_CUDA
+def test_pytorch_launcher_on_cpu_inits_gloo(torchrun_env_of_one):
+    cfg = apis.load_config(SEG_CONFIG, launcher='pytorch', cfg_options={
+        'env_cfg.dist_cfg.timeout': 600, 'find_unused_parameters': True})
+    assert compat.prepare_cpu_distributed(cfg) is True
+    assert torch.distributed.is_initialized()
+    assert torch.distributed.get_backend() == 'gloo'
+    assert torch.distributed.get_world_size() == 1
+    assert cfg.env_cfg.dist_cfg == dict(backend='gloo', timeout=600)
+    assert cfg.model_wrapper_cfg == dict(
+        type='MMDistributedDataParallel', device_ids=None,
+        broadcast_buffers=False, find_unused_parameters=True)
+
+
+@NO_CUDA
+def test_an_existing_group_and_wrapper_are_kept(torchrun_env_of_one):
+    torch.distributed.init_process_group('gloo', rank=0, world_size=1)
+    group = torch.distributed.group.WORLD
+    cfg = apis.load_config(SEG_CONFIG, launcher='pytorch', cfg_options={
+        'model_wrapper_cfg': dict(type='MMDistributedDataParallel',
+                                  broadcast_buffers=True)})
+    assert compat.prepare_cpu_distributed(cfg) is True
+    assert torch.distributed.group.WORLD is group
+    assert cfg.model_wrapper_cfg == dict(type='MMDistributedDataParallel',
+                                         broadcast_buffers=True,
+                                         device_ids=None)
+
+
+def unset(monkeypatch, *names):
+    """Unset environment variables; what cpu_dist_env exports into them is
+    undone after the test (monkeypatch forgets a plain delenv of a variable
+    that was not set)."""
+    for name in names:
+        monkeypatch.setenv(name, 'unset')
+        monkeypatch.delenv(name)
+
+
+def test_slurm_environment(monkeypatch):
+    for key, value in dict(SLURM_PROCID='5', SLURM_NTASKS='8',
+                           SLURM_LOCALID='1', SLURM_NODELIST='node[1-2]',
+                           MASTER_ADDR='node1').items():
+        monkeypatch.setenv(key, value)
+    unset(monkeypatch, 'MASTER_PORT', 'RANK', 'WORLD_SIZE', 'LOCAL_RANK')
+    env = compat.cpu_dist_env('slurm')
+    assert env == dict(RANK=5, WORLD_SIZE=8, LOCAL_RANK=1,
+                       MASTER_ADDR='node1', MASTER_PORT='29500')
+    assert compat.cpu_dist_env('slurm', port=29999)['MASTER_PORT'] == '29999'
+    assert (os.environ['RANK'], os.environ['WORLD_SIZE'],
+            os.environ['LOCAL_RANK']) == ('5', '8', '1')
+
+
+def test_slurm_without_scontrol_is_a_clear_error(monkeypatch):
+    for key, value in dict(SLURM_PROCID='0', SLURM_NTASKS='2',
+                           SLURM_NODELIST='node[1-2]',
+                           PATH='/nonexistent').items():
+        monkeypatch.setenv(key, value)
+    unset(monkeypatch, 'MASTER_ADDR')
+    with pytest.raises(RuntimeError, match='set MASTER_ADDR'):
+        compat.cpu_dist_env('slurm')
+
+
+def test_launcher_environment_must_be_set(monkeypatch):
+    unset(monkeypatch, 'RANK')
+    with pytest.raises(RuntimeError, match='RANK is not set'):
+        compat.cpu_dist_env('pytorch')

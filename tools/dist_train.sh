@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Distributed training on one or more nodes with torchrun
+# (python -m torch.distributed.run), as mmdet's tools/dist_train.sh.
+#
+#   tools/dist_train.sh CONFIG GPUS [train.py args...]
+#
+# GPUS is the number of processes per node (GPUs; CPU processes with the gloo
+# backend on a machine without CUDA). Environment: NNODES (1), NODE_RANK (0),
+# PORT (29500), MASTER_ADDR (127.0.0.1), PYTHON (python).
+
+CONFIG=$1
+GPUS=$2
+NNODES=${NNODES:-1}
+NODE_RANK=${NODE_RANK:-0}
+PORT=${PORT:-29500}
+MASTER_ADDR=${MASTER_ADDR:-"127.0.0.1"}
+PYTHON=${PYTHON:-python}
+
+PYTHONPATH="$(dirname $0)/..":$PYTHONPATH \
+$PYTHON -m torch.distributed.run \
+    --nnodes=$NNODES \
+    --node_rank=$NODE_RANK \
+    --master_addr=$MASTER_ADDR \
+    --nproc_per_node=$GPUS \
+    --master_port=$PORT \
+    $(dirname "$0")/train.py \
+    $CONFIG \
+    --launcher pytorch "${@:3}"
