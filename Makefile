@@ -10,7 +10,8 @@ TORCH_SPEC ?= torch==2.13.0
 WHEELHOUSE ?= ../shared/wheelhouse
 FIND_LINKS := $(if $(wildcard $(WHEELHOUSE)/*.whl),--find-links $(WHEELHOUSE),)
 PIP_REQS := -r requirements/build.txt -r requirements/stack.txt \
-            -r requirements/runtime.txt -r requirements/tests.txt
+            -r requirements/runtime.txt -r requirements/tests.txt \
+            -r requirements/deploy.txt
 PYTEST_ARGS ?=
 
 .PHONY: install install-stack demo test bench check-env clean

@@ -17,7 +17,8 @@ import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))))
-REQUIREMENT_FILES = ('build.txt', 'stack.txt', 'runtime.txt', 'tests.txt')
+REQUIREMENT_FILES = ('build.txt', 'stack.txt', 'runtime.txt', 'tests.txt',
+                     'deploy.txt')
 
 
 def read_requirements():

@@ -1,0 +1,135 @@
+"""Inference time of folded BCN + WS models against plain conv + GroupNorm.
+
+For each network the same config is built three ways: ``bcn-ws`` folded
+(:func:`mmbcn.deploy.fold_norm`), ``gn`` (plain convs, GroupNorm with the
+same groups: the baseline) and, unless ``--no-unfolded``, ``bcn-ws`` as
+trained. The tensor path is timed (a detector's backbone + neck, a
+segmentor's decode-head logits) in interleaved rounds in one process, the
+order reversed every other round (baseline, folded, unfolded, then
+unfolded, folded, baseline) so that no model always runs right after
+another. The ratio is the median of the per-round ratios to the baseline,
+with the range of their middle half (its width shows how noisy the machine
+was). Weights are random (time only)::
+
+    python tools/analysis/benchmark_folded.py [--models r50-fpn deeplabv3]
+        [--input-size 384 384] [--batch 1] [--repeats 10] [--threads N]
+
+On a machine other jobs share, use ``--threads 1``: OpenMP threads that
+wait on a descheduled sibling make multi-threaded timings erratic.
+"""
+import argparse
+import os.path as osp
+import statistics
+import sys
+import tempfile
+import time
+
+try:
+    import mmbcn  # noqa: F401  (registers mmbcn's layers)
+except ImportError:  # run from a source checkout without installing mmbcn
+    sys.path.insert(0, osp.abspath(osp.join(osp.dirname(__file__), '../..')))
+    import mmbcn  # noqa: F401
+import torch
+from mmengine.config import Config
+
+from mmbcn.deploy import build_model, fold_norm, max_output_error
+from mmbcn.deploy.onnx import tensor_forward
+from mmbcn.schemes import apply_scheme
+
+MODELS = {
+    # Mask R-CNN's ResNet-50 + FPN (the tensor path of the detector)
+    'r50-fpn': "_base_ = 'mmdet::mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py'\n"
+               'model = dict(backbone=dict(init_cfg=None))\n',
+    # DeepLabV3 ResNetV1c-50-D8 + ASPP (auxiliary head unused in inference)
+    'deeplabv3': "_base_ = 'mmseg::deeplabv3/"
+                 "deeplabv3_r50-d8_4xb4-20k_voc12aug-512x512.py'\n"
+                 'model = dict(pretrained=None)\n',
+}
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('--models', nargs='+', choices=list(MODELS),
+                        default=list(MODELS))
+    parser.add_argument('--input-size', type=int, nargs=2, default=[384, 384],
+                        metavar=('H', 'W'))
+    parser.add_argument('--batch', type=int, default=1)
+    parser.add_argument('--num-groups', type=int, default=32)
+    parser.add_argument('--repeats', type=int, default=10,
+                        help='interleaved timing rounds')
+    parser.add_argument('--threads', type=int, default=None,
+                        help='torch CPU threads (default: torch default)')
+    parser.add_argument('--no-unfolded', action='store_true',
+                        help='do not time the unfolded bcn-ws model')
+    args = parser.parse_args()
+    if args.repeats < 3:
+        parser.error(f'--repeats {args.repeats}: use at least 3')
+    return args
+
+
+def build(name: str, scheme: dict) -> torch.nn.Module:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = osp.join(tmp, f'{name}.py')
+        with open(path, 'w') as f:
+            f.write(MODELS[name])
+        cfg = Config.fromfile(path)
+    apply_scheme(cfg.model, scheme, cfg.default_scope)
+    torch.manual_seed(0)
+    return build_model(cfg)
+
+
+def time_alternating(fns, repeats: int):
+    """Seconds per call of every fn, ``repeats`` rounds, the order of the
+    fns reversed every other round (after two warm-up calls each)."""
+    for fn in fns:
+        fn()
+        fn()
+    times = [[] for _ in fns]
+    for i in range(repeats):
+        order = range(len(fns)) if i % 2 == 0 else reversed(range(len(fns)))
+        for j in order:
+            start = time.perf_counter()
+            fns[j]()
+            times[j].append(time.perf_counter() - start)
+    return times
+
+
+def main():
+    args = parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    norm = dict(num_groups=args.num_groups)
+    print(f'device=cpu threads={torch.get_num_threads()} '
+          f'torch={torch.__version__} repeats={args.repeats} '
+          f'input={args.batch}x3x{args.input_size[0]}x{args.input_size[1]}')
+    print('\n| model | gn ms | folded ms | folded / gn (IQR) | unfolded ms | '
+          'unfolded / gn |\n|---|---|---|---|---|---|')
+    for name in args.models:
+        bcn_ws = build(name, dict(name='bcn-ws', norm=norm))
+        runs = {'gn': build(name, dict(name='gn', norm=norm)),
+                'folded': fold_norm(bcn_ws)}
+        if not args.no_unfolded:
+            runs['unfolded'] = bcn_ws
+        x = torch.randn(args.batch, 3, *args.input_size)
+        error = max_output_error(bcn_ws, runs['folded'], x)
+        fns = []
+        for model in runs.values():
+            def run(f=tensor_forward(model)):
+                with torch.inference_mode():
+                    f(x)
+            fns.append(run)
+        times = dict(zip(runs, time_alternating(fns, args.repeats)))
+        ms = {k: statistics.median(v) * 1e3 for k, v in times.items()}
+        ratios = {k: [t / b for t, b in zip(v, times['gn'])]
+                  for k, v in times.items()}
+        ratio = {k: statistics.median(v) for k, v in ratios.items()}
+        q1, _, q3 = statistics.quantiles(ratios['folded'], n=4)
+        unfolded = (f"{ms['unfolded']:.1f} | {ratio['unfolded']:.3f}"
+                    if 'unfolded' in ms else '- | -')
+        print(f"| {name} | {ms['gn']:.1f} | {ms['folded']:.1f} | "
+              f"{ratio['folded']:.3f} ({q1:.3f}-{q3:.3f}) | {unfolded} |  "
+              f'(folded vs bcn-ws max error {error:.1e})', flush=True)
+
+
+if __name__ == '__main__':
+    main()
