@@ -1,7 +1,7 @@
 // Row kernels behind BCN on CPU. A row is one (sample, channel) of an
 // (N, C, L) input seen as (N*C, L); rows are processed in parallel and each
 // row is read from memory once per kernel (it stays in cache for the second
-// pass of row_moments).
+// pass of row_moments). Compiled with -O3 -fopenmp (setup.py).
 //
 //   row_moments(x)              -> mean[r], biased var[r]  (two-pass per row)
 //   row_affine(x, a, b)         -> a[r] * x + b[r]
@@ -30,22 +30,36 @@ int64_t grain(int64_t length) {
   return std::max<int64_t>(1, 32768 / std::max<int64_t>(1, length));
 }
 
+// Sums are accumulated in vector lanes of T over blocks of kBlock elements
+// (fast), and the block sums in double (accurate for long rows).
+constexpr int64_t kBlock = 2048;
+
 template <typename T>
 void moments_rows(const T* x, T* mean, T* var, int64_t begin, int64_t end,
                   int64_t length) {
   for (int64_t r = begin; r < end; ++r) {
     const T* row = x + r * length;
     double sum = 0;
-#pragma omp simd reduction(+ : sum)
-    for (int64_t i = 0; i < length; ++i) sum += row[i];
-    const double m = sum / length;
-    double m2 = 0;
-#pragma omp simd reduction(+ : m2)
-    for (int64_t i = 0; i < length; ++i) {
-      const double d = row[i] - m;
-      m2 += d * d;
+    for (int64_t b = 0; b < length; b += kBlock) {
+      const int64_t e = std::min(length, b + kBlock);
+      T part = 0;
+#pragma omp simd reduction(+ : part)
+      for (int64_t i = b; i < e; ++i) part += row[i];
+      sum += part;
     }
-    mean[r] = static_cast<T>(m);
+    const T m = static_cast<T>(sum / length);
+    double m2 = 0;
+    for (int64_t b = 0; b < length; b += kBlock) {
+      const int64_t e = std::min(length, b + kBlock);
+      T part = 0;
+#pragma omp simd reduction(+ : part)
+      for (int64_t i = b; i < e; ++i) {
+        const T d = row[i] - m;
+        part += d * d;
+      }
+      m2 += part;
+    }
+    mean[r] = m;
     var[r] = static_cast<T>(m2 / length);
   }
 }
@@ -69,10 +83,16 @@ void sums_rows(const T* dy, const T* x, T* s_dy, T* s_dyx, int64_t begin,
     const T* dr = dy + r * length;
     const T* xr = x + r * length;
     double a = 0, b = 0;
-#pragma omp simd reduction(+ : a, b)
-    for (int64_t i = 0; i < length; ++i) {
-      a += dr[i];
-      b += static_cast<double>(dr[i]) * xr[i];
+    for (int64_t k = 0; k < length; k += kBlock) {
+      const int64_t e = std::min(length, k + kBlock);
+      T pa = 0, pb = 0;
+#pragma omp simd reduction(+ : pa, pb)
+      for (int64_t i = k; i < e; ++i) {
+        pa += dr[i];
+        pb += dr[i] * xr[i];
+      }
+      a += pa;
+      b += pb;
     }
     s_dy[r] = static_cast<T>(a);
     s_dyx[r] = static_cast<T>(b);
