@@ -34,3 +34,25 @@ def test_freeze_counts_and_training_changes_only_norms():
 def test_model_without_norms_is_an_error():
     with pytest.raises(ValueError, match='no parameters in normalization'):
         freeze_all_but_norm(nn.Sequential(nn.Conv2d(3, 4, 1)))
+
+
+def test_config_switch_through_the_tools(tmp_path):
+    """norm_only = True in a config: the runner trains only norm affines
+    and logs the trainable count."""
+    from mmengine.config import Config
+
+    from mmbcn.apis import load_config
+    from tiny_runner import make_runner
+    cfg = load_config(Config(dict(norm_only=True)), work_dir=str(tmp_path))
+    assert cfg.custom_hooks == [dict(type='NormOnlyHook')]
+    assert cfg.find_unused_parameters is True
+    runner = make_runner(tmp_path, 2, custom_hooks=cfg.custom_hooks)
+    before = {k: v.clone() for k, v in runner.model.state_dict().items()}
+    runner.train()
+    after = runner.model.state_dict()
+    assert torch.equal(before['conv.weight'], after['conv.weight'])
+    assert torch.equal(before['head.weight'], after['head.weight'])
+    assert not torch.equal(before['norm.batch_weight'],
+                           after['norm.batch_weight'])
+    log = next(tmp_path.glob('*/*.log')).read_text()
+    assert 'norm-only training: 40 of' in log

@@ -115,6 +115,7 @@ def load_config(config: Union[PathLike, Config],
         cfg.merge_from_dict(cfg_options)
 
     apply_config_scheme(cfg, norm)
+    _enable_norm_only(cfg)
 
     # work_dir: argument > config > ./work_dirs/<stem>[_<norm>]
     if work_dir is not None:
@@ -141,6 +142,19 @@ def load_config(config: Union[PathLike, Config],
         raise ValueError(f"resume={resume!r} is not valid: None, 'auto' "
                          '(or True) or a checkpoint path')
     return cfg
+
+
+def _enable_norm_only(cfg: Config) -> None:
+    """``norm_only = True``: train only the norm layers' affine parameters
+    (:class:`mmbcn.engine.hooks.NormOnlyHook`)."""
+    if not cfg.get('norm_only', False):
+        return
+    hooks = list(cfg.get('custom_hooks', None) or [])
+    if not any(h.get('type') == 'NormOnlyHook' for h in hooks):
+        hooks.append(dict(type='NormOnlyHook'))
+    cfg.custom_hooks = hooks
+    # the frozen parameters never get a gradient: DDP must expect that
+    cfg.find_unused_parameters = True
 
 
 def _enable_amp(cfg: Config) -> None:
