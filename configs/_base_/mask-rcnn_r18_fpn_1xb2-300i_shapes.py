@@ -1,0 +1,16 @@
+# Small Mask R-CNN on the built-in shapes data (trains on 2 CPU cores in a
+# few minutes). The leaf configs in configs/shapes/ only add `norm_scheme`.
+_base_ = [
+    './models/mask-rcnn_r18_fpn_shapes.py',
+    './datasets/shapes_instance.py',
+    './schedules/shapes_300i.py',
+    'mmdet::_base_/default_runtime.py',
+    './custom_imports.py',
+]
+default_hooks = dict(
+    logger=dict(interval=10),
+    # no periodic checkpoints, the last one is saved (save_last)
+    checkpoint=dict(by_epoch=False, interval=-1, max_keep_ckpts=1))
+log_processor = dict(window_size=10, by_epoch=False)
+# a fixed seed, so that runs of different schemes compare
+randomness = dict(seed=0)

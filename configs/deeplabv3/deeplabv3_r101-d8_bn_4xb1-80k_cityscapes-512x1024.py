@@ -1,0 +1,13 @@
+# DeepLabV3 R-101-D8 on Cityscapes (512x1024 crops), 80k iterations, 4 GPUs x 1
+# image, from scratch; BN (per-GPU statistics) in the backbone, ASPP head and
+# auxiliary head.
+_base_ = '../_base_/deeplabv3_r101-d8_scratch_4xb2-80k_cityscapes-512x1024.py'
+norm_scheme = 'bn'
+# 1 image per GPU: half the base's total batch (8), so half its lr
+train_dataloader = dict(batch_size=1)
+optim_wrapper = dict(optimizer=dict(lr=0.005))
+auto_scale_lr = dict(base_batch_size=4)  # 4 GPUs x 1 image
+# Note: this does not train. ASPP's image-pooling branch gives BN one
+# value per channel at 1 image and torch raises "Expected more than 1 value
+# per channel when training": the micro-batch failure of BN, kept for
+# the comparison.

@@ -1,0 +1,9 @@
+# DeepLabV3 R-101-D8 on PASCAL VOC 2012 + aug (512x512 crops), 20k iterations,
+# 4 GPUs x 1 image, from scratch; GN in the backbone, ASPP head and auxiliary
+# head.
+_base_ = '../_base_/deeplabv3_r101-d8_scratch_4xb2-20k_voc12aug-512x512.py'
+norm_scheme = 'gn'
+# 1 image per GPU: half the base's total batch (8), so half its lr
+train_dataloader = dict(batch_size=1)
+optim_wrapper = dict(optimizer=dict(lr=0.0025))
+auto_scale_lr = dict(base_batch_size=4)  # 4 GPUs x 1 image

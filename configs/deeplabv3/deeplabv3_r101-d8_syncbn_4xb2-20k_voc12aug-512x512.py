@@ -1,0 +1,5 @@
+# DeepLabV3 R-101-D8 on PASCAL VOC 2012 + aug (512x512 crops), 20k iterations,
+# 4 GPUs x 2 images, from scratch; SyncBN (statistics across GPUs) in the
+# backbone, ASPP head and auxiliary head.
+_base_ = '../_base_/deeplabv3_r101-d8_scratch_4xb2-20k_voc12aug-512x512.py'
+norm_scheme = 'syncbn'

@@ -1,0 +1,5 @@
+# DeepLabV3 R-50-D8 on Cityscapes (512x1024 crops), 80k iterations, 4 GPUs x 2
+# images, from scratch; SyncBN (statistics across GPUs) in the backbone, ASPP
+# head and auxiliary head.
+_base_ = '../_base_/deeplabv3_r50-d8_scratch_4xb2-80k_cityscapes-512x1024.py'
+norm_scheme = 'syncbn'

@@ -1,0 +1,5 @@
+# Mask R-CNN R-101-FPN on COCO, 2x schedule, 8 GPUs x 2 images, from scratch;
+# SyncBN (statistics across GPUs) in the backbone only (mmdet's usual Mask
+# R-CNN).
+_base_ = '../_base_/mask-rcnn_r101_fpn_scratch_2x_coco.py'
+norm_scheme = 'syncbn'

@@ -1,0 +1,9 @@
+# Mask R-CNN R-101-FPN on COCO, 1x schedule, 8 GPUs x 1 image, from scratch;
+# SyncBN (statistics across GPUs) in the backbone only (mmdet's usual Mask
+# R-CNN).
+_base_ = '../_base_/mask-rcnn_r101_fpn_scratch_1x_coco.py'
+norm_scheme = 'syncbn'
+# 1 image per GPU: half the base's total batch (16), so half its lr
+train_dataloader = dict(batch_size=1)
+optim_wrapper = dict(optimizer=dict(lr=0.01))
+auto_scale_lr = dict(base_batch_size=8)  # 8 GPUs x 1 image

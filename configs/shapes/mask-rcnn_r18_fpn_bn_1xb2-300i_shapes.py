@@ -1,0 +1,4 @@
+# Small Mask R-CNN on the built-in shapes data (trains on a CPU); BN (per-GPU
+# statistics) in the backbone only (mmdet's usual Mask R-CNN).
+_base_ = '../_base_/mask-rcnn_r18_fpn_1xb2-300i_shapes.py'
+norm_scheme = 'bn'

@@ -1,0 +1,155 @@
+"""Run a matrix of experiments: config x norm scheme x seed.
+
+Every run is one ``tools/train.py`` process (or ``tools/dist_train.sh`` with
+several processes) with its own work dir, so runs cannot leak state into
+each other; finished runs are skipped, so an interrupted matrix continues
+where it stopped. Results are read back with :mod:`mmbcn.analysis.results`.
+"""
+import os
+import os.path as osp
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from typing import Callable, List, Optional, Sequence
+
+from .analysis.results import RunResult, read_run
+from .schemes import get_scheme
+
+REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+
+
+@dataclass
+class PlannedRun:
+    config: str
+    scheme: Optional[str]
+    seed: Optional[int]
+    work_dir: str
+
+    @property
+    def name(self) -> str:
+        return osp.basename(self.work_dir)
+
+
+def plan_runs(configs: Sequence[str], schemes: Sequence[str] = (),
+              seeds: Sequence[int] = (),
+              work_root: str = 'work_dirs/matrix') -> List[PlannedRun]:
+    """Every (config, scheme, seed); no schemes: each config's own scheme."""
+    for config in configs:
+        if not osp.isfile(config):
+            raise FileNotFoundError(f'config {config} does not exist')
+    for scheme in schemes:
+        get_scheme(scheme)  # unknown names fail before anything runs
+    runs = []
+    for config in configs:
+        stem = osp.splitext(osp.basename(config))[0]
+        for scheme in schemes or [None]:
+            for seed in seeds or [None]:
+                name = stem
+                if scheme is not None:
+                    name += f'_{scheme}'
+                if seed is not None:
+                    name += f'_seed{seed}'
+                runs.append(PlannedRun(config, scheme, seed,
+                                       osp.join(work_root, name)))
+    return runs
+
+
+def train_command(run: PlannedRun, gpus: int = 1,
+                  extra_args: Sequence[str] = ()) -> List[str]:
+    if gpus > 1:
+        cmd = ['bash', osp.join(REPO_ROOT, 'tools', 'dist_train.sh'),
+               run.config, str(gpus)]
+    else:
+        cmd = [sys.executable, osp.join(REPO_ROOT, 'tools', 'train.py'),
+               run.config]
+    cmd += ['--work-dir', run.work_dir]
+    if run.scheme is not None:
+        cmd += ['--norm', run.scheme]
+    if run.seed is not None:
+        cmd += ['--cfg-options', f'randomness.seed={run.seed}']
+    return cmd + list(extra_args)
+
+
+def is_finished(run: PlannedRun) -> bool:
+    return osp.isdir(run.work_dir) and read_run(run.work_dir).finished
+
+
+def run_matrix(runs: Sequence[PlannedRun], gpus: int = 1,
+               extra_args: Sequence[str] = (), skip_finished: bool = True,
+               echo: Callable[[str], None] = print) -> List[RunResult]:
+    """Train every run not finished yet; returns every run's results.
+
+    Each run's output goes to ``<work_dir>/train_stdout.log``; a failing run
+    raises ``RuntimeError`` naming its log.
+    """
+    total = len(runs)
+    for i, run in enumerate(runs, 1):
+        if skip_finished and is_finished(run):
+            echo(f'[{i}/{total}] {run.name}: finished before, skipped')
+            continue
+        os.makedirs(run.work_dir, exist_ok=True)
+        log = osp.join(run.work_dir, 'train_stdout.log')
+        cmd = train_command(run, gpus, extra_args)
+        echo(f'[{i}/{total}] {run.name}: training ... (log: {log})')
+        start = time.time()
+        with open(log, 'w') as f:
+            proc = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT,
+                                  cwd=os.getcwd())
+        if proc.returncode != 0:
+            with open(log, errors='replace') as f:
+                tail = ''.join(f.readlines()[-15:])
+            raise RuntimeError(
+                f'run {run.name} failed (exit {proc.returncode}); command: '
+                f'{" ".join(cmd)}\nlast lines of {log}:\n{tail}')
+        result = read_run(run.work_dir)
+        shown = ', '.join(f'{k} {v:.3f}' for k, v in result.metrics.items()
+                          if k in ('bbox mAP', 'segm mAP', 'mIoU'))
+        echo(f'[{i}/{total}] {run.name}: done in {time.time() - start:.0f} s'
+             f' ({shown})')
+    return [read_run(run.work_dir) for run in runs]
+
+
+# ---------------------------------------------------------------------------
+# The demo: small Mask R-CNN and DeepLabV3 on the built-in shapes data
+# ---------------------------------------------------------------------------
+DEMO_SCHEMES = ('bn', 'gn', 'gn-ws', 'bcn-ws')
+
+
+def shapes_configs(scheme: str, config_dir: str = 'configs/shapes'
+                   ) -> List[str]:
+    """The small detection and segmentation configs of ``scheme``."""
+    import glob
+
+    from .schemes import SCHEMES
+    det_tag = scheme + ('-all' if SCHEMES[scheme].normalize_all else '')
+    configs = []
+    for pattern in (f'mask-rcnn_*_{det_tag}_1xb2-*_shapes.py',
+                    f'deeplabv3_*_{scheme}_1xb2-*_shapes.py'):
+        found = sorted(glob.glob(osp.join(config_dir, pattern)))
+        if len(found) != 1:
+            raise FileNotFoundError(
+                f'expected one small config for scheme {scheme!r} matching '
+                f'{osp.join(config_dir, pattern)}, found {len(found)}')
+        configs += found
+    return configs
+
+
+def demo_rows(results: Sequence[RunResult]) -> List[dict]:
+    """One row per scheme: detection and segmentation results side by
+    side."""
+    rows = {}
+    for r in results:
+        row = rows.setdefault(r.scheme, {'scheme': r.scheme})
+        if r.task == 'det':
+            row['bbox mAP'] = r.metrics.get('bbox mAP')
+            row['segm mAP'] = r.metrics.get('segm mAP')
+            row['det sec/iter'] = r.sec_per_iter
+        elif r.task == 'seg':
+            row['mIoU'] = r.metrics.get('mIoU')
+            row['seg sec/iter'] = r.sec_per_iter
+    return list(rows.values())
+
+
+DEMO_COLUMNS = ('scheme', 'bbox mAP', 'segm mAP', 'mIoU', 'det sec/iter',
+                'seg sec/iter')

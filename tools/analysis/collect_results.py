@@ -1,0 +1,61 @@
+"""Collect finished runs into a markdown table, a CSV and plots.
+
+    python tools/analysis/collect_results.py WORK_DIR [WORK_DIR ...]
+        [--out-dir DIR] [--baseline gn] [--sort-by scheme|bbox mAP|mIoU|...]
+        [--descending] [--no-plots]
+
+Each WORK_DIR is a run's work dir or a folder holding several (searched
+recursively). Runs of one config differing only in the seed are grouped
+as mean ± std (n shown).
+"""
+import argparse
+import os
+import os.path as osp
+import sys
+
+try:
+    import mmbcn  # noqa: F401
+except ImportError:  # a checkout that is not installed
+    sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(
+        osp.abspath(__file__)))))
+from mmbcn.analysis.collect import (collect, plot_runs, sort_rows,
+                                    summarize, to_markdown, write_csv)
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('work_dirs', nargs='+')
+    parser.add_argument('--out-dir', default=None,
+                        help='where results.md/.csv and plots go '
+                        '(default: the first WORK_DIR)')
+    parser.add_argument('--baseline', default=None,
+                        help='scheme to compare against (adds a Δ column)')
+    parser.add_argument('--sort-by', default='scheme')
+    parser.add_argument('--descending', action='store_true')
+    parser.add_argument('--no-plots', action='store_true')
+    return parser.parse_args()
+
+
+def main():
+    args = parse_args()
+    try:
+        runs = collect(args.work_dirs)
+    except FileNotFoundError as e:
+        sys.exit(f'collect_results.py: error: {e}')
+    rows = sort_rows(summarize(runs, args.baseline), args.sort_by,
+                     args.descending)
+    out_dir = args.out_dir or args.work_dirs[0]
+    os.makedirs(out_dir, exist_ok=True)
+    table = to_markdown(rows)
+    with open(osp.join(out_dir, 'results.md'), 'w') as f:
+        f.write(table + '\n')
+    write_csv(rows, osp.join(out_dir, 'results.csv'))
+    print(table)
+    print(f'\nwrote {osp.join(out_dir, "results.md")} and results.csv')
+    if not args.no_plots:
+        for path in plot_runs(runs, rows, out_dir):
+            print(f'wrote {path}')
+
+
+if __name__ == '__main__':
+    main()

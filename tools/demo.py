@@ -1,0 +1,61 @@
+"""The demo: generate the built-in shapes data (if missing), train and
+evaluate the small Mask R-CNN and DeepLabV3 under several normalization
+schemes at 2 images per process, print one table.
+
+    python tools/demo.py [--schemes bn gn gn-ws bcn-ws]
+        [--work-root work_dirs/demo]
+
+The small configs read the data from data/shapes/ (the configs'
+``data_root``).
+
+Finished runs are kept and skipped when the demo is run again.
+"""
+import argparse
+import os
+import os.path as osp
+import sys
+import time
+
+try:
+    import mmbcn  # noqa: F401
+except ImportError:  # a checkout that is not installed
+    sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+from mmbcn.analysis.collect import plot_runs, summarize
+from mmbcn.analysis.results import markdown_table
+from mmbcn.datasets import generate_shapes
+from mmbcn.experiments import (DEMO_COLUMNS, DEMO_SCHEMES, demo_rows,
+                               plan_runs, run_matrix, shapes_configs)
+from mmbcn.schemes import scheme_names
+
+DATA_ROOT = 'data/shapes'
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('--schemes', nargs='+', default=list(DEMO_SCHEMES),
+                        choices=scheme_names(), metavar='SCHEME')
+    parser.add_argument('--work-root', default='work_dirs/demo')
+    args = parser.parse_args()
+    start = time.time()
+    if not osp.isfile(osp.join(DATA_ROOT, 'annotations',
+                               'instances_val.json')):
+        print(f'generating the shapes dataset in {DATA_ROOT} ...')
+        generate_shapes(DATA_ROOT)
+    try:
+        configs = [c for s in args.schemes for c in shapes_configs(s)]
+        runs = plan_runs(configs, work_root=args.work_root)
+        results = run_matrix(runs)
+    except (FileNotFoundError, RuntimeError) as e:
+        sys.exit(f'demo.py: error: {e}')
+    table = markdown_table(demo_rows(results), DEMO_COLUMNS)
+    os.makedirs(args.work_root, exist_ok=True)
+    with open(osp.join(args.work_root, 'demo.md'), 'w') as f:
+        f.write(table + '\n')
+    plots = plot_runs(results, summarize(results), args.work_root)
+    print('\n' + table)
+    print(f'\n(total {time.time() - start:.0f} s; table in '
+          f'{args.work_root}/demo.md; plots: {", ".join(plots)})')
+
+
+if __name__ == '__main__':
+    main()

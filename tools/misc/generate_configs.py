@@ -1,0 +1,227 @@
+"""Write the leaf configs of configs/mask_rcnn, configs/deeplabv3 and
+configs/shapes: one file per (model, schedule, batch, dataset) x scheme.
+
+Every leaf is a few lines: it inherits one of the shared bases in
+``configs/_base_/`` (which inherit mmdet's / mmseg's own configs), names its
+normalization scheme with ``norm_scheme`` and, for 1 image per GPU, sets the
+batch size, the linearly scaled learning rate and ``auto_scale_lr``.
+
+Usage::
+
+    python tools/misc/generate_configs.py          # (re)write the leaves
+    python tools/misc/generate_configs.py --check  # exit 1 if any is stale
+
+The output is deterministic; the hand-written bases are not touched. Names
+follow mmdet / mmseg::
+
+    mask-rcnn_r50_fpn_bcn-ws-all_2x_coco.py        (8 GPUs x 2 images)
+    mask-rcnn_r101_fpn_bcn-ws-all_8xb1-2x_coco.py  (8 GPUs x 1 image)
+    mask-rcnn_r50_fpn_bn_1x_coco.py                (bn / syncbn: backbone only)
+    deeplabv3_r50-d8_bcn-ws_4xb2-20k_voc12aug-512x512.py
+    mask-rcnn_r18_fpn_bcn-ws-all_1xb2-300i_shapes.py
+"""
+import argparse
+import glob
+import os
+import os.path as osp
+import sys
+import textwrap
+
+try:
+    from mmbcn.schemes import SCHEMES
+except ImportError:  # run from a source checkout without installing mmbcn
+    sys.path.insert(0, osp.abspath(osp.join(osp.dirname(__file__), '../..')))
+    from mmbcn.schemes import SCHEMES
+
+REPO_ROOT = osp.abspath(osp.join(osp.dirname(__file__), '../..'))
+
+#: The schemes the experiments compare, in this order (mmbcn.schemes may
+#: define more; configs for those are written by hand where wanted).
+SCHEME_NAMES = ('bn', 'syncbn', 'gn', 'gn-ws', 'bcn', 'bcn-ws')
+
+#: How each scheme is described in the leaf's header comment.
+LABELS = {
+    'bn': 'BN (per-GPU statistics)',
+    'syncbn': 'SyncBN (statistics across GPUs)',
+    'gn': 'GN',
+    'gn-ws': 'GN + WS',
+    'bcn': 'BCN',
+    'bcn-ws': 'BCN + WS',
+}
+
+
+def det_tag(scheme):
+    """mmdet's name for a scheme: "-all" when it normalizes the heads."""
+    return scheme + ('-all' if SCHEMES[scheme].normalize_all else '')
+
+
+def det_where(scheme):
+    if SCHEMES[scheme].normalize_all:
+        return 'in the backbone, FPN and RoI box / mask heads'
+    return 'in the backbone only (mmdet\'s usual Mask R-CNN)'
+
+
+def images(n):
+    return f'{n} image' + ('s' if n > 1 else '')
+
+
+def leaf(header, base, scheme, extra=''):
+    header = textwrap.fill(header, width=79, initial_indent='# ',
+                           subsequent_indent='# ')
+    return (f'{header}\n'
+            f"_base_ = '../_base_/{base}'\n"
+            f"norm_scheme = '{scheme}'\n{extra}")
+
+
+def mask_rcnn_configs():
+    for depth in (50, 101):
+        for sched in ('1x', '2x'):
+            base = f'mask-rcnn_r{depth}_fpn_scratch_{sched}_coco.py'
+            # (GPUs, images per GPU); R-101 is also run at 1 image per GPU
+            batches = [(8, 2)] + ([(8, 1)] if depth == 101 else [])
+            for gpus, per_gpu in batches:
+                for scheme in SCHEME_NAMES:
+                    tag = det_tag(scheme)
+                    if per_gpu == 2:  # mmdet's default, not in the name
+                        name = f'mask-rcnn_r{depth}_fpn_{tag}_{sched}_coco.py'
+                        extra = ''
+                    else:
+                        name = (f'mask-rcnn_r{depth}_fpn_{tag}_'
+                                f'{gpus}xb{per_gpu}-{sched}_coco.py')
+                        extra = (
+                            '# 1 image per GPU: half the base\'s total batch '
+                            '(16), so half its lr\n'
+                            'train_dataloader = dict(batch_size=1)\n'
+                            'optim_wrapper = dict(optimizer=dict(lr=0.01))\n'
+                            f'auto_scale_lr = dict(base_batch_size={gpus})'
+                            f'  # {gpus} GPUs x 1 image\n')
+                    header = (f'Mask R-CNN R-{depth}-FPN on COCO, {sched} '
+                              f'schedule, {gpus} GPUs x {images(per_gpu)}, '
+                              f'from scratch; {LABELS[scheme]} '
+                              f'{det_where(scheme)}.')
+                    yield (osp.join('mask_rcnn', name),
+                           leaf(header, base, scheme, extra))
+
+
+# At 1 image per GPU, BN in DeepLabV3's ASPP image-pooling branch sees a 1x1
+# map: one value per channel, and torch refuses to train it.
+BN_ONE_IMAGE_NOTES = {
+    'bn': ('# Note: this does not train. ASPP\'s image-pooling branch gives '
+           'BN one\n# value per channel at 1 image and torch raises '
+           '"Expected more than 1 value\n# per channel when training": '
+           'the micro-batch failure of BN, kept for\n# the comparison.\n'),
+    'syncbn': ('# Note: needs 2+ GPUs. SyncBN pools the ASPP image-pooling '
+               'statistics of\n# all GPUs; on one GPU mmengine reverts it to '
+               'BN, which cannot train\n# 1 image (see the bn config).\n'),
+}
+
+DEEPLAB_DATASETS = (
+    # (name suffix, title, schedule, base lr at 4 GPUs x 2 images)
+    ('voc12aug-512x512', 'PASCAL VOC 2012 + aug (512x512 crops)', '20k',
+     0.005),
+    ('cityscapes-512x1024', 'Cityscapes (512x1024 crops)', '80k', 0.01),
+)
+
+
+def deeplabv3_configs():
+    for depth in (50, 101):
+        for data, title, iters, lr in DEEPLAB_DATASETS:
+            base = f'deeplabv3_r{depth}-d8_scratch_4xb2-{iters}_{data}.py'
+            for per_gpu in (2, 1):
+                for scheme in SCHEME_NAMES:
+                    name = (f'deeplabv3_r{depth}-d8_{scheme}_4xb{per_gpu}-'
+                            f'{iters}_{data}.py')
+                    extra = ''
+                    if per_gpu == 1:
+                        extra = (
+                            '# 1 image per GPU: half the base\'s total batch '
+                            '(8), so half its lr\n'
+                            'train_dataloader = dict(batch_size=1)\n'
+                            f'optim_wrapper = dict(optimizer=dict(lr={lr / 2}'
+                            '))\n'
+                            'auto_scale_lr = dict(base_batch_size=4)'
+                            '  # 4 GPUs x 1 image\n')
+                        extra += BN_ONE_IMAGE_NOTES.get(scheme, '')
+                    header = (f'DeepLabV3 R-{depth}-D8 on {title}, {iters} '
+                              f'iterations, 4 GPUs x {images(per_gpu)}, from '
+                              f'scratch; {LABELS[scheme]} in the backbone, '
+                              'ASPP head and auxiliary head.')
+                    yield (osp.join('deeplabv3', name),
+                           leaf(header, base, scheme, extra))
+
+
+def shapes_configs():
+    for scheme in SCHEME_NAMES:
+        tag = det_tag(scheme)
+        yield (osp.join('shapes',
+                        f'mask-rcnn_r18_fpn_{tag}_1xb2-300i_shapes.py'),
+               leaf('Small Mask R-CNN on the built-in shapes data (trains on '
+                    f'a CPU); {LABELS[scheme]} {det_where(scheme)}.',
+                    'mask-rcnn_r18_fpn_1xb2-300i_shapes.py', scheme))
+        yield (osp.join('shapes',
+                        f'deeplabv3_r18-d8_{scheme}_1xb2-1000i_shapes.py'),
+               leaf('Small DeepLabV3 on the built-in shapes data (trains on '
+                    f'a CPU); {LABELS[scheme]} in the backbone, ASPP head '
+                    'and auxiliary head.',
+                    'deeplabv3_r18-d8_1xb2-1000i_shapes.py', scheme))
+
+
+#: The folders of configs/ this script writes.
+FAMILIES = ('mask_rcnn', 'deeplabv3', 'shapes')
+
+
+def all_configs():
+    """{path relative to configs/: file content} of every leaf."""
+    configs = {}
+    for family in (mask_rcnn_configs, deeplabv3_configs, shapes_configs):
+        for path, text in family():
+            assert path not in configs, path
+            configs[path] = text
+    return configs
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('--config-dir', default=osp.join(REPO_ROOT,
+                                                         'configs'),
+                        help='where to write (default: the repo\'s configs/)')
+    parser.add_argument('--check', action='store_true',
+                        help='write nothing; exit 1 if a leaf is missing or '
+                        'differs from what would be written')
+    args = parser.parse_args(argv)
+    stale = []
+    for path, text in sorted(all_configs().items()):
+        full = osp.join(args.config_dir, path)
+        current = None
+        if osp.isfile(full):
+            with open(full, encoding='utf-8') as f:
+                current = f.read()
+        if current == text:
+            continue
+        stale.append(path)
+        if not args.check:
+            os.makedirs(osp.dirname(full), exist_ok=True)
+            with open(full, 'w', encoding='utf-8') as f:
+                f.write(text)
+    generated = set(all_configs())
+    unknown = sorted(
+        osp.relpath(p, args.config_dir) for family in FAMILIES
+        for p in glob.glob(osp.join(args.config_dir, family, '*.py'))
+        if osp.relpath(p, args.config_dir) not in generated)
+    if unknown:
+        print('not written by this script (hand-written?): ' +
+              ', '.join(unknown))
+    if args.check:
+        if stale:
+            print('out of date (run tools/misc/generate_configs.py): ' +
+                  ', '.join(stale))
+            return 1
+        print(f'all {len(all_configs())} generated configs are up to date')
+        return 0
+    print(f'wrote {len(stale)} of {len(all_configs())} configs under '
+          f'{args.config_dir}')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
