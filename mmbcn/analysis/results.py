@@ -127,6 +127,11 @@ def read_run(work_dir: str, warmup_iters: int = 5) -> RunResult:
                 found = {metric_keys[k]: float(v) for k, v in record.items()
                          if k in metric_keys}
                 if found:
+                    # validation records of iteration-based runs carry the
+                    # epoch as their step: place them after the last
+                    # training iteration logged
+                    if 'loss' not in record and result.max_iters:
+                        step = result.last_iter
                     result.metrics = found
                     main_metric = main_metric or next(iter(found))
                     result.val_curve.append((step, found[main_metric]))

@@ -35,9 +35,10 @@ except ImportError:  # run from a source checkout without installing mmbcn
 
 REPO_ROOT = osp.abspath(osp.join(osp.dirname(__file__), '../..'))
 
-#: The schemes the experiments compare, in this order (mmbcn.schemes may
-#: define more; configs for those are written by hand where wanted).
+#: The schemes the experiments compare, in this order.
 SCHEME_NAMES = ('bn', 'syncbn', 'gn', 'gn-ws', 'bcn', 'bcn-ws')
+#: Related schemes from the literature: small shapes configs only.
+RELATED_SCHEME_NAMES = ('sws', 'evonorm-b0', 'evonorm-s0')
 
 #: How each scheme is described in the leaf's header comment.
 LABELS = {
@@ -47,6 +48,9 @@ LABELS = {
     'gn-ws': 'GN + WS',
     'bcn': 'BCN',
     'bcn-ws': 'BCN + WS',
+    'sws': 'Scaled WS without normalization (per-channel affine)',
+    'evonorm-b0': 'EvoNorm-B0',
+    'evonorm-s0': 'EvoNorm-S0',
 }
 
 
@@ -151,7 +155,7 @@ def deeplabv3_configs():
 
 
 def shapes_configs():
-    for scheme in SCHEME_NAMES:
+    for scheme in SCHEME_NAMES + RELATED_SCHEME_NAMES:
         tag = det_tag(scheme)
         yield (osp.join('shapes',
                         f'mask-rcnn_r18_fpn_{tag}_1xb2-300i_shapes.py'),

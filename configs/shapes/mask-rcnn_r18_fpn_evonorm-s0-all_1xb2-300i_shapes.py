@@ -1,0 +1,4 @@
+# Small Mask R-CNN on the built-in shapes data (trains on a CPU); EvoNorm-S0 in
+# the backbone, FPN and RoI box / mask heads.
+_base_ = '../_base_/mask-rcnn_r18_fpn_1xb2-300i_shapes.py'
+norm_scheme = 'evonorm-s0'
