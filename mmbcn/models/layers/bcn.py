@@ -50,6 +50,7 @@ from torch import Tensor
 from ...distributed.sync import (DeferredStats, get_world_size,
                                  reduce_batch_moments, sync_batch_norm)
 from ..functional.bcn import channel_moments, fixed_stats_bcn
+from ._checks import check_num_features, check_num_groups
 
 BCN_MODES = ('micro', 'large')
 BCN_AFFINES = ('group', 'channel')
@@ -90,17 +91,8 @@ class BCN(nn.Module):
                  update_rate: float = 0.01, average_warmup: bool = True,
                  affine: str = 'group', sync: str = 'layer'):
         super().__init__()
-        if not isinstance(num_features, int) or num_features < 1:
-            raise ValueError(f'BCN: num_features={num_features!r} is not '
-                             'valid; it must be a positive int')
-        if not isinstance(num_groups, int) or num_groups < 1 or \
-                num_features % num_groups:
-            divisors = [d for d in range(1, num_features + 1)
-                        if num_features % d == 0]
-            raise ValueError(
-                f'BCN: num_groups={num_groups!r} does not divide '
-                f'num_features={num_features}; valid values are the '
-                f'divisors of {num_features}: {divisors}')
+        check_num_features('BCN', num_features)
+        check_num_groups('BCN', num_features, num_groups)
         if mode not in BCN_MODES:
             raise ValueError(f'BCN: mode={mode!r} is not valid; choose one '
                              f'of {BCN_MODES}')

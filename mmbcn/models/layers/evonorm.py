@@ -19,6 +19,7 @@ from mmengine.registry import MODELS
 from torch import Tensor
 
 from ...distributed.sync import get_world_size
+from ._checks import check_num_features, check_num_groups
 
 
 def _check(name, x, channels):
@@ -33,9 +34,7 @@ class _EvoNormBase(nn.Module):
     def __init__(self, num_features: int, eps: float):
         super().__init__()
         name = type(self).__name__
-        if not isinstance(num_features, int) or num_features < 1:
-            raise ValueError(f'{name}: num_features={num_features!r} is not '
-                             'valid; it must be a positive int')
+        check_num_features(name, num_features)
         if not eps > 0:
             raise ValueError(f'{name}: eps={eps!r} is not valid; it must be '
                              '> 0')
@@ -121,14 +120,7 @@ class EvoNormS0(_EvoNormBase):
     def __init__(self, num_features: int, num_groups: int = 32,
                  eps: float = 1e-5):
         super().__init__(num_features, eps)
-        if not isinstance(num_groups, int) or num_groups < 1 or \
-                num_features % num_groups:
-            divisors = [d for d in range(1, num_features + 1)
-                        if num_features % d == 0]
-            raise ValueError(
-                f'EvoNormS0: num_groups={num_groups!r} does not divide '
-                f'num_features={num_features}; valid values are the '
-                f'divisors of {num_features}: {divisors}')
+        check_num_groups('EvoNormS0', num_features, num_groups)
         self.num_groups = num_groups
 
     def forward(self, x: Tensor) -> Tensor:

@@ -1,0 +1,19 @@
+"""Argument checks shared by the layers: one clear error each."""
+
+
+def check_num_features(owner: str, num_features) -> None:
+    if not isinstance(num_features, int) or num_features < 1:
+        raise ValueError(f'{owner}: num_features={num_features!r} is not '
+                         'valid; it must be a positive int')
+
+
+def check_num_groups(owner: str, num_features: int, num_groups) -> None:
+    """``num_groups`` must be a positive int dividing ``num_features``."""
+    if not isinstance(num_groups, int) or num_groups < 1 or \
+            num_features % num_groups:
+        divisors = [d for d in range(1, num_features + 1)
+                    if num_features % d == 0]
+        raise ValueError(
+            f'{owner}: num_groups={num_groups!r} does not divide '
+            f'num_features={num_features}; valid values are the divisors '
+            f'of {num_features}: {divisors}')
