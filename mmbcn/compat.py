@@ -39,8 +39,8 @@ Runner is built.
 import datetime
 import os
 import os.path as osp
+import secrets
 import subprocess
-import tempfile
 
 import numpy as np
 import torch
@@ -285,13 +285,25 @@ def prepare_cpu_distributed(cfg) -> bool:
 # --------------------------------------------------------------------------
 # 3. All-or-nothing writes of local files (checkpoints)
 # --------------------------------------------------------------------------
+def _create_temp(directory: str, prefix: str):
+    """A new file ``<prefix><random>.tmp`` in ``directory``, opened for
+    writing with the permissions ``open()`` gives (0o666 less the umask;
+    ``tempfile.mkstemp`` would make it 0o600, and the checkpoint with it)."""
+    for _ in range(100):
+        path = osp.join(directory, f'{prefix}{secrets.token_hex(6)}.tmp')
+        try:
+            return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL,
+                           0o666), path
+        except FileExistsError:
+            continue
+    raise FileExistsError(f'no free temporary file name in {directory}')
+
+
 def atomic_write(data: bytes, filepath: str) -> None:
     """Write ``data`` to ``filepath`` so it is never seen half-written."""
     directory = osp.dirname(osp.abspath(filepath))
     os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory,
-                               prefix=f'.{osp.basename(filepath)}.',
-                               suffix='.tmp')
+    fd, tmp = _create_temp(directory, f'.{osp.basename(filepath)}.')
     try:
         with os.fdopen(fd, 'wb') as f:
             f.write(data)

@@ -46,3 +46,71 @@ def test_text_put_replaces_whole_file(tmp_path):
     backend.put_text('b', path)
     assert path.read_text() == 'b'
     assert os.listdir(tmp_path) == ['last_checkpoint']  # no temp left
+
+
+TRAINER = r'''
+import sys
+import torch
+from mmengine.hooks import Hook
+sys.path.insert(0, sys.argv[2])
+from tiny_runner import make_runner
+
+
+class Ballast(Hook):
+    """Makes the checkpoint of iteration 4 large: its write takes a while."""
+
+    def before_save_checkpoint(self, runner, checkpoint):
+        if runner.iter + 1 == 4:
+            checkpoint['ballast'] = torch.ones(64 * 2 ** 20)  # 256 MiB
+
+
+runner = make_runner(sys.argv[1], 6)
+runner.register_hook(Ballast())
+runner.train()
+'''
+
+
+def test_run_killed_while_saving_resumes_from_last_complete(tmp_path):
+    """SIGKILL while iter_4.pth is being written: last_checkpoint still
+    names the complete iter_2.pth, and --resume (resume=True) continues
+    from it."""
+    from mmengine.runner import find_latest_checkpoint
+
+    from tiny_runner import make_runner
+    work_dir = tmp_path / 'run'
+    proc = subprocess.Popen(
+        [sys.executable, '-c', TRAINER, str(work_dir),
+         os.path.dirname(os.path.abspath(__file__))],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 120
+        while not list(work_dir.glob('.iter_4.pth.*.tmp')):
+            assert proc.poll() is None, 'the run ended before iteration 4'
+            assert time.time() < deadline
+            time.sleep(0.005)
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert (work_dir / 'iter_2.pth').is_file()
+    if (work_dir / 'iter_4.pth').exists():  # the write won the race
+        assert 'ballast' in torch.load(work_dir / 'iter_4.pth',
+                                       weights_only=True)
+    else:
+        assert find_latest_checkpoint(str(work_dir)) == str(
+            work_dir / 'iter_2.pth')
+    start = 4 if (work_dir / 'iter_4.pth').exists() else 2
+
+    runner = make_runner(work_dir, 6, resume=True)
+    runner.train()
+    assert runner.iter == 6
+    log = sorted(work_dir.glob('*/*.log'))[-1].read_text()
+    assert f'resumed epoch: 0, iter: {start}' in log
+
+
+def test_checkpoint_permissions_follow_the_umask(tmp_path):
+    """All-or-nothing writes keep the permissions of a plain open()."""
+    umask = os.umask(0o022)
+    os.umask(umask)
+    path = tmp_path / 'iter_2.pth'
+    get_file_backend(str(path)).put(b'data', path)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask

@@ -1,9 +1,11 @@
 """BCN hooks inside a real mmengine Runner."""
+import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from mmbcn.engine.hooks import BCNUpdateRateHook
-from tiny_runner import make_runner
+from tiny_runner import TinyNet, make_runner
 
 
 def test_update_rate_schedule_and_resume(tmp_path):
@@ -60,3 +62,59 @@ def test_deferred_hook_one_collective_per_iteration(tmp_path):
     hook = [h for h in runner.hooks
             if type(h).__name__ == 'BCNDeferredSyncHook'][0]
     assert hook.collectives == 0  # one process: nothing to reduce
+
+
+class NoisyData(torch.utils.data.Dataset):
+    """Inputs with a random augmentation (numpy's global generator)."""
+
+    def __len__(self):
+        return 8
+
+    def __getitem__(self, index):
+        x = torch.linspace(-1, 1, 192).reshape(3, 8, 8) * (index + 1)
+        return dict(inputs=x * float(np.random.uniform(0.5, 1.5)))
+
+
+class DropoutNet(TinyNet):
+    """Draws from torch's generator in training (as RoI samplers do)."""
+
+    def forward(self, inputs, data_samples=None, mode='tensor'):
+        inputs = F.dropout(inputs, 0.5, self.training)
+        return super().forward(inputs, data_samples, mode)
+
+
+def resumed_run(work_dir, hooks):
+    """6 iterations: 2, then resumed (the loop skips the 2 batches)."""
+    kwargs = dict(data=NoisyData(), net=DropoutNet, custom_hooks=hooks)
+    make_runner(work_dir, 2, **kwargs).train()
+    runner = make_runner(work_dir, 6, resume=True, **kwargs)
+    runner.train()
+    return runner
+
+
+def test_rng_state_hook_makes_resume_exact(tmp_path):
+    hooks = [dict(type='RNGStateHook')]
+    full = make_runner(tmp_path / 'full', 6, data=NoisyData(),
+                       net=DropoutNet, custom_hooks=hooks)
+    full.train()
+    resumed = resumed_run(tmp_path / 'part', hooks)
+    states = torch.load(tmp_path / 'part' / 'iter_2.pth',
+                        weights_only=False)['rng_states']
+    assert len(states) == 1 and set(states[0]) >= {'python', 'numpy',
+                                                   'torch'}
+    expected = full.model.state_dict()
+    for name, value in resumed.model.state_dict().items():
+        assert torch.equal(value, expected[name]), name
+    # without the states, dropout after the resume draws other numbers
+    plain = resumed_run(tmp_path / 'plain', None)
+    assert not torch.equal(plain.model.norm.running_mean,
+                           full.model.norm.running_mean)
+
+
+def test_rng_state_hook_warns_without_states(tmp_path):
+    make_runner(tmp_path, 2, data=NoisyData()).train()  # no hook: no states
+    runner = make_runner(tmp_path, 4, resume=True, data=NoisyData(),
+                         custom_hooks=[dict(type='RNGStateHook')])
+    runner.train()
+    log = sorted(tmp_path.glob('*/*.log'))[-1].read_text()
+    assert 'RNGStateHook: the checkpoint resumed from has none' in log

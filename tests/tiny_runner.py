@@ -24,12 +24,12 @@ class TinyNet(BaseModel):
 
 
 def make_runner(work_dir, max_iters, resume=False, bcn_cfg=None,
-                custom_hooks=None, data=None):
+                custom_hooks=None, data=None, net=TinyNet):
     torch.manual_seed(0)
     if data is None:
         data = [dict(inputs=torch.randn(3, 8, 8)) for _ in range(16)]
     return Runner(
-        model=TinyNet(bcn_cfg), work_dir=str(work_dir),
+        model=net(bcn_cfg), work_dir=str(work_dir),
         train_dataloader=dict(
             dataset=data, batch_size=2, num_workers=0,
             sampler=dict(type='DefaultSampler', shuffle=False),

@@ -21,7 +21,9 @@ The behaviour mirrors mmdet 3.3.0's and mmseg 1.2.2's ``tools/train.py`` /
   different schemes do not share a work dir;
 * one entry point for mmdet and mmseg configs (chosen by ``default_scope``);
 * distributed runs on CPU-only machines (gloo), see
-  :func:`mmbcn.compat.prepare_cpu_distributed`.
+  :func:`mmbcn.compat.prepare_cpu_distributed`;
+* exact resumption: checkpoints carry the random generators' states
+  (:class:`mmbcn.engine.hooks.RNGStateHook`).
 """
 import copy
 import logging
@@ -35,6 +37,7 @@ from mmengine.logging import print_log
 from mmengine.runner import Runner
 
 from .. import compat
+from ..engine.hooks import RNGStateHook
 from ..schemes import apply_config_scheme, config_scope, get_scheme
 
 #: The ``--launcher`` choices (as mmdet / mmseg / mmengine).
@@ -216,7 +219,9 @@ def build_runner(cfg: Config) -> Runner:
     CPU-only machine (:func:`mmbcn.compat.prepare_cpu_distributed`: gloo,
     CPU DDP wrapper, clear error for SyncBN) and builds the Runner with
     ``Runner.from_cfg`` or, if ``cfg.runner_type`` is set, the scope's
-    ``RUNNERS`` registry.
+    ``RUNNERS`` registry. Adds :class:`~mmbcn.engine.hooks.RNGStateHook`
+    (unless the config has one): checkpoints carry the generators' states
+    and a resumed run continues exactly as an uninterrupted one.
     """
     scope = config_scope(cfg)
     register_scope(scope)
@@ -225,8 +230,12 @@ def build_runner(cfg: Config) -> Runner:
         setup_cache_size_limit_of_dynamo()
     compat.prepare_cpu_distributed(cfg)
     if 'runner_type' in cfg:
-        return _runners_registry(scope).build(cfg)
-    return Runner.from_cfg(cfg)
+        runner = _runners_registry(scope).build(cfg)
+    else:
+        runner = Runner.from_cfg(cfg)
+    if not any(isinstance(h, RNGStateHook) for h in runner.hooks):
+        runner.register_hook(RNGStateHook())
+    return runner
 
 
 def train(cfg: Config) -> Runner:

@@ -2,8 +2,9 @@ from .bcn_hooks import (BCNDeferredSyncHook, BCNHealthCheckHook,
                         BCNUpdateRateHook, bcn_layers)
 from .memory_hook import PeakMemoryHook, peak_memory_mb
 from .norm_only_hook import NormOnlyHook
+from .rng_state_hook import RNGStateHook, get_rng_state, set_rng_state
 from .singularity_hook import SingularityHook
 
 __all__ = ['BCNDeferredSyncHook', 'BCNHealthCheckHook', 'BCNUpdateRateHook',
-           'NormOnlyHook', 'PeakMemoryHook', 'SingularityHook', 'bcn_layers',
-           'peak_memory_mb']
+           'NormOnlyHook', 'PeakMemoryHook', 'RNGStateHook', 'SingularityHook',
+           'bcn_layers', 'get_rng_state', 'peak_memory_mb', 'set_rng_state']
