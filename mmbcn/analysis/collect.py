@@ -4,7 +4,10 @@ Runs that differ only in their seed (same config, scheme, images per GPU,
 GPUs and schedule) form one group, reported as mean ± std with the number of
 runs n. Columns are the task's metrics plus speed and memory; ``baseline``
 adds, per task, the difference of every group's main metric to the group of
-the baseline scheme with the same task, model and backbone.
+the baseline scheme with the same task, model and backbone;
+``singularity`` adds the final model-level dead and near-elimination
+fractions each run's SingularityHook logged (``singularity.jsonl``, see
+:mod:`mmbcn.analysis.singularity`).
 """
 import csv
 import math
@@ -20,6 +23,7 @@ METRIC_COLUMNS = ('bbox mAP', 'bbox AP50', 'bbox AP75', 'segm mAP',
 MAIN_METRIC = {'det': 'bbox mAP', 'seg': 'mIoU'}
 BASE_COLUMNS = ('task', 'model', 'backbone', 'scheme', 'imgs/GPU x GPUs',
                 'schedule')
+SINGULARITY_COLUMNS = ('dead fraction', 'near fraction')
 TAIL_COLUMNS = ('sec/iter', 'peak mem MB', 'n', 'work dir')
 
 
@@ -40,9 +44,11 @@ def _mean_std(values: List[float]):
     return mean, std
 
 
-def summarize(runs: Sequence[RunResult],
-              baseline: Optional[str] = None) -> List[Dict[str, object]]:
-    """One row per group of runs: means, stds (``<col> std``) and n."""
+def summarize(runs: Sequence[RunResult], baseline: Optional[str] = None,
+              singularity: bool = False) -> List[Dict[str, object]]:
+    """One row per group of runs: means, stds (``<col> std``) and n;
+    ``singularity``: the :data:`SINGULARITY_COLUMNS` too (missing where no
+    run of the group has a ``singularity.jsonl``)."""
     groups: Dict[tuple, List[RunResult]] = OrderedDict()
     for run in runs:
         groups.setdefault(group_key(run), []).append(run)
@@ -58,6 +64,8 @@ def summarize(runs: Sequence[RunResult],
             if mean is not None:
                 row[col] = mean
                 row[f'{col} std'] = std
+        if singularity:
+            _add_singularity(row, members)
         row['sec/iter'], row['sec/iter std'] = _mean_std(
             [m.sec_per_iter for m in members])
         row['peak mem MB'] = max((m.peak_memory_mb for m in members
@@ -69,6 +77,16 @@ def summarize(runs: Sequence[RunResult],
     if baseline:
         _add_baseline(rows, baseline)
     return rows
+
+
+def _add_singularity(row, members: Sequence[RunResult]) -> None:
+    from .singularity_report import final_fractions
+    finals = [f for f in (final_fractions(m.work_dir) for m in members)
+              if f is not None]
+    for i, col in enumerate(SINGULARITY_COLUMNS):
+        mean, std = _mean_std([f[i] for f in finals])
+        row[col] = mean
+        row[f'{col} std'] = std
 
 
 def _add_baseline(rows, baseline: str) -> None:
@@ -98,8 +116,9 @@ def sort_rows(rows, by: str = 'scheme', descending: bool = False):
 def table_columns(rows) -> List[str]:
     present = [c for c in METRIC_COLUMNS if any(c in r for r in rows)]
     extra = [k for r in rows for k in r if k.startswith('Δ vs ')]
+    singularity = [c for c in SINGULARITY_COLUMNS if any(c in r for r in rows)]
     return list(BASE_COLUMNS) + present + list(OrderedDict.fromkeys(extra)) \
-        + list(TAIL_COLUMNS)
+        + singularity + list(TAIL_COLUMNS)
 
 
 def _cell(row, col) -> str:
@@ -107,8 +126,8 @@ def _cell(row, col) -> str:
     if value is None:
         return '–'
     if isinstance(value, float):
-        digits = 3 if col in ('sec/iter', ) or 'AP' in col or col.startswith(
-            ('bbox', 'segm', 'Δ')) else 2
+        digits = 3 if col in ('sec/iter', ) + SINGULARITY_COLUMNS or \
+            'AP' in col or col.startswith(('bbox', 'segm', 'Δ')) else 2
         if col == 'peak mem MB':
             return f'{value:.0f}'
         text = f'{value:.{digits}f}'

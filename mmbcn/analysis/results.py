@@ -55,13 +55,25 @@ def _launch_dirs(work_dir: str) -> List[str]:
     return sorted(dirs)
 
 
+def config_dump(work_dir: str) -> Optional[str]:
+    """The config the runner dumped into ``work_dir`` (the newest
+    ``*.py``), or None."""
+    dumps = sorted(glob.glob(osp.join(work_dir, '*.py')), key=osp.getmtime)
+    return dumps[-1] if dumps else None
+
+
 def _read_config(work_dir: str, result: RunResult) -> None:
     from mmengine.config import Config
-    dumps = sorted(glob.glob(osp.join(work_dir, '*.py')), key=osp.getmtime)
-    if not dumps:
+    dump = config_dump(work_dir)
+    if dump is None:
         return
-    cfg = Config.fromfile(dumps[-1])
-    result.config = osp.splitext(osp.basename(dumps[-1]))[0]
+    describe_config(Config.fromfile(dump), result)
+    result.config = osp.splitext(osp.basename(dump))[0]
+
+
+def describe_config(cfg, result: RunResult) -> RunResult:
+    """Fill task, model, backbone, scheme, batch, schedule and seed of
+    ``result`` from a config."""
     scope = cfg.get('default_scope', '')
     result.task = {'mmdet': 'det', 'mmseg': 'seg'}.get(scope, scope)
     model = cfg.get('model', {})
@@ -83,6 +95,7 @@ def _read_config(work_dir: str, result: RunResult) -> None:
     elif train_cfg.get('max_epochs'):
         result.schedule = f"{train_cfg['max_epochs']}e"
     result.seed = cfg.get('randomness', {}).get('seed')
+    return result
 
 
 def _read_world_size(launch_dir: str) -> Optional[int]:

@@ -2,11 +2,13 @@
 
     python tools/analysis/collect_results.py WORK_DIR [WORK_DIR ...]
         [--out-dir DIR] [--baseline gn] [--sort-by scheme|bbox mAP|mIoU|...]
-        [--descending] [--no-plots]
+        [--descending] [--no-plots] [--singularity]
 
 Each WORK_DIR is a run's work dir or a folder holding several (searched
 recursively). Runs of one config differing only in the seed are grouped
-as mean ± std (n shown).
+as mean ± std (n shown). ``--singularity`` adds the final model-level dead
+and near-elimination fractions from each run's singularity.jsonl
+(SingularityHook; per layer: tools/analysis/singularity.py).
 """
 import argparse
 import os
@@ -33,6 +35,9 @@ def parse_args():
     parser.add_argument('--sort-by', default='scheme')
     parser.add_argument('--descending', action='store_true')
     parser.add_argument('--no-plots', action='store_true')
+    parser.add_argument('--singularity', action='store_true',
+                        help='add the final dead / near-elimination '
+                        'fractions of singularity.jsonl (mean ± std)')
     return parser.parse_args()
 
 
@@ -40,10 +45,10 @@ def main():
     args = parse_args()
     try:
         runs = collect(args.work_dirs)
-    except FileNotFoundError as e:
+        rows = sort_rows(summarize(runs, args.baseline, args.singularity),
+                         args.sort_by, args.descending)
+    except (FileNotFoundError, ValueError) as e:
         sys.exit(f'collect_results.py: error: {e}')
-    rows = sort_rows(summarize(runs, args.baseline), args.sort_by,
-                     args.descending)
     out_dir = args.out_dir or args.work_dirs[0]
     os.makedirs(out_dir, exist_ok=True)
     table = to_markdown(rows)
