@@ -1,3 +1,5 @@
-from .bcn import channel_moments, fixed_stats_bcn
+from .bcn import (can_fuse, channel_moments, fixed_stats_bcn,
+                  fused_micro_bcn)
 
-__all__ = ['channel_moments', 'fixed_stats_bcn']
+__all__ = ['channel_moments', 'fixed_stats_bcn', 'fused_micro_bcn',
+           'can_fuse']

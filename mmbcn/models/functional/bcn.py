@@ -32,6 +32,16 @@ Two implementations of the passes, on the (N, C, L) input seen as N*C rows:
   ``'ext'``.
 
 ``impl='auto'`` picks ``'ext'`` where it applies, else ``'torch'``.
+
+:class:`FusedMicroBCN` (``'ext'`` only) is the whole micro-batch layer step
+in two C++ calls: the forward computes the moments, updates the estimates
+and normalizes, one channel group at a time, and the backward does its two
+passes one (sample, group) at a time, so that each block of the activation
+is read from memory once per direction and found in cache by the second
+pass (as torch's GroupNorm kernels do), and the O(N C) arithmetic between
+the passes runs in C++ rather than as some forty small torch ops. Same
+formulas as :class:`FixedStatsBCN` (which stays the path where the batch
+moments must first be reduced across ranks, and on GPU).
 """
 from typing import Tuple
 
@@ -238,3 +248,73 @@ def fixed_stats_bcn(x, mean_nc, var_nc, est_mean, est_var, batch_weight,
                             batch_weight, batch_bias, weight, bias,
                             num_groups, eps, resolve_impl(impl, x))
     return y.view(x.shape)
+
+
+class FusedMicroBCN(torch.autograd.Function):
+    """Micro-batch BCN step on mmbcn's C++ kernels: estimate update and
+    :class:`FixedStatsBCN` in one forward call, its backward in one call.
+
+    Inputs: ``x`` (N, C, L) contiguous CPU float32/float64; ``est_mean`` /
+    ``est_var`` (C,) the estimates before the step (not modified);
+    ``batch_weight`` / ``batch_bias`` (C,); ``weight`` / ``bias`` (G,) or
+    (C,); ``num_groups``; ``eps``; ``update`` (normalize with the estimates
+    updated at ``rate`` by this batch, else with the given ones); ``rate``.
+
+    Returns ``y`` (N, C, L) and, without gradient, ``new_mean`` /
+    ``new_var`` (C,) (the estimates to store) and ``m`` / ``v`` (C,) (the
+    batch moments of the update, ``v`` around the given ``est_mean``).
+    """
+
+    @staticmethod
+    def forward(ctx, x, est_mean, est_var, batch_weight, batch_bias, weight,
+                bias, num_groups, eps, update, rate):
+        (y, mean_nc, var_nc, new_mean, new_var, m, v, a, inv, mean_inv,
+         centre, rstd) = _ext.bcn_forward(x, est_mean, est_var, batch_weight,
+                                          batch_bias, weight, bias,
+                                          num_groups, eps, update, rate)
+        ctx.num_groups = num_groups
+        ctx.save_for_backward(x, mean_nc, var_nc, a, inv, mean_inv, centre,
+                              rstd, weight)
+        ctx.mark_non_differentiable(new_mean, new_var, m, v)
+        return y, new_mean, new_var, m, v
+
+    @staticmethod
+    def backward(ctx, dy, *_):
+        (x, mean_nc, var_nc, a, inv, mean_inv, centre, rstd,
+         weight) = ctx.saved_tensors
+        grad_x, grad_bw, grad_bb, grad_w, grad_b = _ext.bcn_backward(
+            dy, x, mean_nc, var_nc, a, inv, mean_inv, centre, rstd, weight,
+            ctx.num_groups, ctx.needs_input_grad[0])
+        needs = ctx.needs_input_grad
+        return (grad_x if needs[0] else None, None, None,
+                grad_bw if needs[3] else None,
+                grad_bb if needs[4] else None,
+                grad_w if needs[5] else None,
+                grad_b if needs[6] else None, None, None, None, None)
+
+
+def can_fuse(x: Tensor, *tensors: Tensor) -> bool:
+    """Whether :func:`fused_micro_bcn` runs on ``x`` with these parameters
+    and estimates: the C++ kernels are built, ``x`` is a CPU float32/float64
+    tensor and every tensor has its device and dtype."""
+    return (_ext is not None and x.device.type == 'cpu'
+            and x.dtype in (torch.float32, torch.float64)
+            and all(t.device == x.device and t.dtype == x.dtype
+                    for t in tensors))
+
+
+def fused_micro_bcn(x, est_mean, est_var, batch_weight, batch_bias, weight,
+                    bias, num_groups, eps, update=False, rate=0.):
+    """Functional form of :class:`FusedMicroBCN` on an (N, C, L) input;
+    returns ``(y, new_mean, new_var, m, v)``, ``y`` shaped (N, C, L)."""
+    if not can_fuse(x, est_mean, est_var, batch_weight, batch_bias, weight,
+                    bias):
+        raise ValueError(
+            'fused_micro_bcn needs mmbcn\'s C++ kernels and CPU float32/'
+            'float64 tensors of one dtype; got x '
+            f'{x.dtype} on {x.device}, kernels '
+            f'{"built" if _ext is not None else "not built"}')
+    return FusedMicroBCN.apply(x.contiguous(), est_mean, est_var,
+                               batch_weight, batch_bias, weight, bias,
+                               num_groups, float(eps), bool(update),
+                               float(rate))

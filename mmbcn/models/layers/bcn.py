@@ -38,6 +38,13 @@ normalizes with the local batch, as BatchNorm under DDP).
 
 In eval mode both modes normalize with the estimates and never update them.
 Under autocast BCN runs in float32, as GroupNorm does.
+
+On CPU (float32 / float64, mmbcn's C++ kernels built) a micro-batch step,
+estimate update included, is one fused C++ call per direction
+(:func:`~mmbcn.models.functional.bcn.fused_micro_bcn`); where the batch
+moments must first be reduced across ranks (``sync='layer'`` with more than
+one rank), and on other devices, the step is the moments, the update and
+:func:`~mmbcn.models.functional.bcn.fixed_stats_bcn`.
 """
 from typing import Tuple
 
@@ -49,7 +56,8 @@ from torch import Tensor
 
 from ...distributed.sync import (DeferredStats, get_world_size,
                                  reduce_batch_moments, sync_batch_norm)
-from ..functional.bcn import channel_moments, fixed_stats_bcn
+from ..functional.bcn import (can_fuse, channel_moments, fixed_stats_bcn,
+                              fused_micro_bcn)
 from ._checks import check_num_features, check_num_groups
 
 BCN_MODES = ('micro', 'large')
@@ -167,15 +175,18 @@ class BCN(nn.Module):
         self.running_var.lerp_(v.to(self.running_var.dtype), rate)
         self.num_batches_tracked.add_(1)
 
+    def _check_pending(self) -> None:
+        if len(self.deferred) >= _MAX_PENDING:
+            raise RuntimeError(
+                f"BCN(sync='deferred'): {len(self.deferred)} steps of "
+                'statistics are waiting for their update; add '
+                "dict(type='BCNDeferredSyncHook') to custom_hooks")
+
     def _micro_update(self, mean_nc: Tensor, var_nc: Tensor) -> None:
         m, v = self.batch_moments(mean_nc, var_nc)
         count = mean_nc.shape[0]
         if self.sync == 'deferred':
-            if len(self.deferred) >= _MAX_PENDING:
-                raise RuntimeError(
-                    f"BCN(sync='deferred'): {len(self.deferred)} steps of "
-                    'statistics are waiting for their update; add '
-                    "dict(type='BCNDeferredSyncHook') to custom_hooks")
+            self._check_pending()
             self.deferred.push(m, v, count)
             return
         if self.sync == 'layer':
@@ -213,6 +224,8 @@ class BCN(nn.Module):
                 w, b = w.repeat_interleave(k), b.repeat_interleave(k)
             y = F.group_norm(x1, self.num_groups, w, b, self.eps)
             return y.reshape(shape)
+        if self._fusable(x3):
+            return self._fused_forward(x3).reshape(shape)
         with torch.no_grad():
             mean_nc, var_nc = channel_moments(x3)
         if self.training:
@@ -222,6 +235,38 @@ class BCN(nn.Module):
                             self.batch_bias, self.weight, self.bias,
                             self.num_groups, self.eps)
         return y.reshape(shape)
+
+    def _fusable(self, x3: Tensor) -> bool:
+        """Whether the micro-batch step can run as one fused C++ call: CPU
+        kernels built and applicable, and no cross-rank reduction of the
+        batch moments between the moments and the normalization."""
+        if not can_fuse(x3, self.running_mean, self.running_var,
+                        self.batch_weight, self.batch_bias, self.weight,
+                        self.bias):
+            return False
+        return not (self.training and self.sync == 'layer'
+                    and get_world_size() > 1)
+
+    def _fused_forward(self, x3: Tensor) -> Tensor:
+        """The micro-batch step (or eval) of :meth:`forward` on
+        :func:`fused_micro_bcn`: same estimate update and output."""
+        update = self.training and self.sync != 'deferred'
+        if self.training and self.sync == 'deferred':
+            self._check_pending()
+        rate = float(self.current_rate()) if update else 0.
+        y, new_mean, new_var, m, v = fused_micro_bcn(
+            x3, self.running_mean, self.running_var, self.batch_weight,
+            self.batch_bias, self.weight, self.bias, self.num_groups,
+            self.eps, update, rate)
+        if self.training:
+            with torch.no_grad():
+                if update:
+                    self.running_mean.copy_(new_mean)
+                    self.running_var.copy_(new_var)
+                    self.num_batches_tracked.add_(1)
+                else:
+                    self.deferred.push(m, v, x3.shape[0])
+        return y
 
     def extra_repr(self) -> str:
         return (f'{self.num_features}, num_groups={self.num_groups}, '
