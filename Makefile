@@ -14,7 +14,7 @@ PIP_REQS := -r requirements/build.txt -r requirements/stack.txt \
             -r requirements/deploy.txt
 PYTEST_ARGS ?=
 
-.PHONY: install install-stack demo test bench check-env clean
+.PHONY: install install-stack demo compare test bench check-env clean
 
 install:  ## install what is missing (seconds when all is there)
 	@$(PYTHON) tools/misc/check_env.py --quiet || $(MAKE) --no-print-directory install-stack
@@ -34,6 +34,9 @@ check-env:
 
 demo: install
 	$(PYTHON) tools/demo.py
+
+compare: install  ## the demo with every scheme (reuses finished demo runs)
+	$(PYTHON) tools/demo.py --schemes all
 
 test: install
 	$(PYTHON) -m pytest tests -q $(PYTEST_ARGS)

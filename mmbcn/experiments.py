@@ -114,6 +114,9 @@ def run_matrix(runs: Sequence[PlannedRun], gpus: int = 1,
 # The demo: small Mask R-CNN and DeepLabV3 on the built-in shapes data
 # ---------------------------------------------------------------------------
 DEMO_SCHEMES = ('bn', 'gn', 'gn-ws', 'bcn-ws')
+# `make compare`: the demo plus BCN without WS and the related schemes
+# (syncbn is left out: on one process it is plain BN)
+COMPARE_SCHEMES = DEMO_SCHEMES + ('bcn', 'sws', 'evonorm-b0', 'evonorm-s0')
 
 
 def shapes_configs(scheme: str, config_dir: str = 'configs/shapes'

@@ -2,8 +2,11 @@
 evaluate the small Mask R-CNN and DeepLabV3 under several normalization
 schemes at 2 images per process, print one table.
 
-    python tools/demo.py [--schemes bn gn gn-ws bcn-ws]
+    python tools/demo.py [--schemes bn gn gn-ws bcn-ws | --schemes all]
         [--work-root work_dirs/demo]
+
+``--schemes all`` (``make compare``) adds bcn, sws, evonorm-b0 and
+evonorm-s0 to the four demo schemes.
 
 The small configs read the data from data/shapes/ (the configs'
 ``data_root``).
@@ -23,8 +26,9 @@ except ImportError:  # a checkout that is not installed
 from mmbcn.analysis.collect import plot_runs, summarize
 from mmbcn.analysis.results import markdown_table
 from mmbcn.datasets import generate_shapes
-from mmbcn.experiments import (DEMO_COLUMNS, DEMO_SCHEMES, demo_rows,
-                               plan_runs, run_matrix, shapes_configs)
+from mmbcn.experiments import (COMPARE_SCHEMES, DEMO_COLUMNS, DEMO_SCHEMES,
+                               demo_rows, plan_runs, run_matrix,
+                               shapes_configs)
 from mmbcn.schemes import scheme_names
 
 DATA_ROOT = 'data/shapes'
@@ -32,10 +36,15 @@ DATA_ROOT = 'data/shapes'
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('--schemes', nargs='+', default=list(DEMO_SCHEMES),
-                        choices=scheme_names(), metavar='SCHEME')
+    parser.add_argument(
+        '--schemes', nargs='+', default=list(DEMO_SCHEMES),
+        choices=list(scheme_names()) + ['all'], metavar='SCHEME',
+        help=f'default: {" ".join(DEMO_SCHEMES)}; all: '
+        f'{" ".join(COMPARE_SCHEMES)}; any of: {", ".join(scheme_names())}')
     parser.add_argument('--work-root', default='work_dirs/demo')
     args = parser.parse_args()
+    if 'all' in args.schemes:
+        args.schemes = list(COMPARE_SCHEMES)
     start = time.time()
     if not osp.isfile(osp.join(DATA_ROOT, 'annotations',
                                'instances_val.json')):

@@ -20,3 +20,10 @@ default_hooks = dict(
 log_processor = dict(window_size=10, by_epoch=False)
 # a fixed seed, so that runs of different schemes compare
 randomness = dict(seed=0)
+# peak memory in the logs (CPU too), and elimination-singularity statistics
+# of every norm layer every 50 iterations (<work_dir>/singularity.jsonl);
+# neither changes training
+custom_hooks = [
+    dict(type='PeakMemoryHook'),
+    dict(type='SingularityHook', interval=50),
+]
