@@ -20,7 +20,6 @@ from mmbcn.analysis.singularity_report import (assign_labels, find_sources,
                                                layer_key, measure_checkpoint,
                                                measure_model, read_log,
                                                read_work_dir)
-from mmbcn.datasets import generate_shapes
 from test_tools import SEG_CONFIG, cli_options, data_options
 from tiny_runner import make_runner
 
@@ -48,14 +47,6 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope='module')
-def shapes_root(tmp_path_factory):
-    root = tmp_path_factory.mktemp('shapes')
-    generate_shapes(root, num_train=4, num_val=2, img_size=64,
-                    progress=False)
-    return str(root)
 
 
 @pytest.fixture(scope='module')

@@ -19,7 +19,6 @@ from mmengine.config import Config
 from mmengine.runner import CheckpointLoader
 
 from mmbcn import apis
-from mmbcn.datasets import generate_shapes
 from mmbcn.schemes import scheme_names
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -104,14 +103,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(('127.0.0.1', 0))
         return sock.getsockname()[1]
-
-
-@pytest.fixture(scope='module')
-def shapes_root(tmp_path_factory):
-    root = tmp_path_factory.mktemp('shapes')
-    generate_shapes(root, num_train=4, num_val=2, img_size=64,
-                    progress=False)
-    return str(root)
 
 
 @pytest.fixture(scope='module')

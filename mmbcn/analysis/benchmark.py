@@ -148,3 +148,11 @@ def format_markdown(rows: Sequence[Row], baseline_note: str = '') -> str:
         lines.append('')
         lines.append(baseline_note)
     return '\n'.join(lines)
+
+
+def emit_report(text: str, out: str = None) -> None:
+    """Print a benchmark's markdown report and, with ``out``, save it."""
+    print('\n' + text)
+    if out:
+        with open(out, 'w') as f:
+            f.write(text + '\n')

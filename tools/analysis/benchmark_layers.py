@@ -12,7 +12,8 @@ import torch.nn as nn
 from mmcv.cnn.bricks.conv_ws import ConvWS2d
 
 from mmbcn import BCN, WSConv2d
-from mmbcn.analysis.benchmark import (compare_layers, format_markdown,
+from mmbcn.analysis.benchmark import (compare_layers, emit_report,
+                                      format_markdown,
                                       resnet50_fpn_conv_shapes,
                                       resnet50_fpn_norm_shapes)
 
@@ -86,10 +87,7 @@ def main():
             sections.append(f'### Convolutions, batch {n} (ratios to '
                             f'nn.Conv2d)\n\n' + format_markdown(rows))
     text = header + '\n\n' + '\n\n'.join(sections)
-    print('\n' + text)
-    if args.out:
-        with open(args.out, 'w') as f:
-            f.write(text + '\n')
+    emit_report(text, args.out)
 
 
 if __name__ == '__main__':

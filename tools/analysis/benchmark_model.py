@@ -22,6 +22,7 @@ except ImportError:  # run from a source checkout without installing mmbcn
     import mmbcn  # noqa: F401
 import torch
 
+from mmbcn.analysis.benchmark import emit_report
 from mmbcn.analysis.model_benchmark import (MODEL_CONFIGS, MODEL_SCHEMES,
                                             benchmark_model,
                                             format_model_table)
@@ -100,10 +101,7 @@ def main(argv=None):
                                      args.schemes[0]).split('\n', 2)[2],
                   flush=True)
     text = header + '\n\n' + format_model_table(rows, args.schemes[0])
-    print('\n' + text)
-    if args.out:
-        with open(args.out, 'w') as f:
-            f.write(text + '\n')
+    emit_report(text, args.out)
 
 
 if __name__ == '__main__':

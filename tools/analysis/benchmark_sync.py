@@ -23,6 +23,7 @@ except ImportError:  # run from a source checkout without installing mmbcn
     import mmbcn  # noqa: F401
 import torch
 
+from mmbcn.analysis.benchmark import emit_report
 from mmbcn.analysis.benchmark_sync import (SYNC_MODES, benchmark_sync,
                                            format_table, summarize)
 from mmbcn.datasets import generate_shapes
@@ -84,10 +85,7 @@ def main():
             iters=args.iters, warmup=args.warmup, nproc=args.nproc,
             threads=args.threads)
     text = format_table(summarize(results), header)
-    print('\n' + text)
-    if args.out:
-        with open(args.out, 'w') as f:
-            f.write(text + '\n')
+    emit_report(text, args.out)
 
 
 if __name__ == '__main__':
