@@ -16,3 +16,13 @@ def shapes_root(tmp_path_factory):
     generate_shapes(root, num_train=4, num_val=2, img_size=64,
                     progress=False)
     return str(root)
+
+
+@pytest.fixture
+def one_thread():
+    """One torch thread for the test (restored afterwards)."""
+    import torch
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

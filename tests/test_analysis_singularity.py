@@ -41,14 +41,6 @@ def hook_records(work_dir):
         return [json.loads(line) for line in f]
 
 
-@pytest.fixture
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope='module')
 def seg_run(tmp_path_factory, shapes_root):
     """DeepLabV3 bcn-ws (the shapes config, its SingularityHook measuring

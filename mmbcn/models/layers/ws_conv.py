@@ -34,11 +34,10 @@ def standardize_weight(weight: torch.Tensor, eps: float = 1e-5,
         dtype = torch.promote_types(weight.dtype, torch.float32)
         flat = weight.to(dtype).reshape(out_channels, -1)
         if eps_mode == 'var':
-            # batch_norm over a (1, C_out, fan_in) view is one fused kernel
-            # for the mean, the biased variance and the normalization.
-            flat = F.batch_norm(
-                flat.unsqueeze(0), None, None, training=True, momentum=0.,
-                eps=eps).squeeze(0)
+            # layer_norm over each row of the (C_out, fan_in) view is one
+            # fused kernel (forward and backward) for the mean, the biased
+            # variance and the normalization, each row read in cache.
+            flat = F.layer_norm(flat, (flat.shape[1],), eps=eps)
         else:
             std, mean = torch.std_mean(flat, dim=1, keepdim=True)
             flat = (flat - mean) / (std + eps)
