@@ -248,6 +248,18 @@ def test_missing_config_is_a_clear_error(tmp_path):
     assert 'Traceback' not in output
 
 
+def test_missing_data_is_a_clear_error(tmp_path):
+    missing = str(tmp_path / 'no_data')
+    code, output = run(python_tool(
+        'train.py', SEG_CONFIG, '--work-dir', tmp_path / 'work',
+        *cli_options(data_options(SEG_CONFIG, missing))), tmp_path,
+        check=False)
+    assert code == 1
+    assert 'train.py: error: Shapes image directory not found' in output
+    assert missing in output and 'make_shapes.py' in output
+    assert 'Traceback' not in output
+
+
 # --------------------------------------------------------------------------
 # distributed on CPU
 # --------------------------------------------------------------------------

@@ -90,7 +90,8 @@ def main(argv=None):
         parser.error(str(error))
     try:
         train(cfg)
-    except CPUDistributedError as error:
+    except (CPUDistributedError, FileNotFoundError) as error:
+        # missing data / checkpoints: the message says what and how to fix
         parser.exit(1, f'{parser.prog}: error: {error}\n')
 
 
