@@ -154,8 +154,16 @@ def test_fused_bad_inputs():
     with pytest.raises(ValueError, match='fused_micro_bcn needs'):
         fused_micro_bcn(x.half(), zeros, ones, ones, zeros, ones, zeros, 2,
                         1e-5)
-    with pytest.raises(RuntimeError, match='must divide the channels'):
+    with pytest.raises(ValueError, match=r'num_groups \(3\) must divide '
+                       r'the channels \(4\)'):
         fused_micro_bcn(x, zeros, ones, ones, zeros, ones, zeros, 3, 1e-5)
-    with pytest.raises(RuntimeError, match='one value per group or per'):
+    with pytest.raises(ValueError, match=r'weight needs one value per group '
+                       r'\(2\) or per channel \(4\), got 3'):
         fused_micro_bcn(x, zeros, ones, ones, zeros, torch.ones(3),
                         torch.zeros(3), 2, 1e-5)
+    with pytest.raises(ValueError, match=r'est_var needs one value per '
+                       r'channel \(4\), got 5'):
+        fused_micro_bcn(x, zeros, torch.ones(5), ones, zeros, ones, zeros, 2,
+                        1e-5)
+    with pytest.raises(ValueError, match=r'must be \(N, C, L\)'):
+        fused_micro_bcn(x[0], zeros, ones, ones, zeros, ones, zeros, 2, 1e-5)

@@ -25,11 +25,10 @@ Two implementations of the passes, on the (N, C, L) input seen as N*C rows:
 - ``'ext'``: mmbcn's C++ row kernels (``mmbcn._ext``, built at install,
   CPU float32/float64): every pass reads the activation once, like
   GroupNorm's own kernels;
-- ``'torch'``: torch's fused native kernels, on any device: batch norm in
-  eval mode with zero mean and unit variance applies a per-row affine, and
-  batch-norm backward with zero mean and unit inverse std gives the sums of
-  ``dy`` and ``dy x``. This is the path on GPU and the reference for
-  ``'ext'``.
+- ``'torch'``: torch's fused native kernels, on any device: one broadcast
+  ``addcmul`` applies the per-row affine, and batch-norm backward with zero
+  mean and unit inverse std gives the sums of ``dy`` and ``dy x``. This is
+  the path on GPU and the reference for ``'ext'``.
 
 ``impl='auto'`` picks ``'ext'`` where it applies, else ``'torch'``.
 
@@ -78,30 +77,19 @@ def resolve_impl(impl: str, x: Tensor) -> str:
     return impl
 
 
-# Above this ratio of squared mean to variance, E[x^2] - E[x]^2 in float32
-# may lose more than ~1e-4 of the variance to cancellation.
-_ONE_PASS_MAX_CONDITION = 1e3
-
-
 def channel_moments(x: Tensor, impl: str = 'auto') -> Tuple[Tensor, Tensor]:
     """Per-(sample, channel) mean and biased variance of an (N, C, L) input.
 
-    ``'ext'``: one read, two passes per row in cache. ``'torch'``: reads
-    ``x`` twice without writing (sum, sum of squares); where a row's mean is
-    large against its spread, falls back to a two-pass computation for the
-    whole input so the variance stays accurate.
+    ``'ext'``: one read, two passes per row in cache. ``'torch'``: torch's
+    one-pass Welford reduction (``var_mean``): accurate for rows whose mean
+    is large against their spread, and no host synchronization on GPU.
     """
     n, c, length = x.shape
     if resolve_impl(impl, x) == 'ext':
         mean, var = _ext.row_moments(x.reshape(n * c, length).contiguous())
         return mean.view(n, c), var.view(n, c)
-    mean = x.sum(2).div_(length)
-    var = torch.linalg.vector_norm(x, dim=2).pow_(2).div_(length)
-    var -= mean * mean
-    if bool((mean * mean > _ONE_PASS_MAX_CONDITION * var).any()):
-        var = torch.linalg.vector_norm(x - mean.unsqueeze(-1), dim=2)
-        var = var.pow_(2).div_(length)
-    return mean, var.clamp_(min=0)
+    var, mean = torch.var_mean(x, dim=2, correction=0)
+    return mean, var
 
 
 def _affine_rows(x: Tensor, scale: Tensor, offset: Tensor,
@@ -115,11 +103,10 @@ def _affine_rows(x: Tensor, scale: Tensor, offset: Tensor,
     if impl == 'ext':
         return _ext.row_affine(x.reshape(n * c, length), scale.reshape(-1),
                                offset.reshape(-1))
-    rows = x.reshape(1, n * c, length)
-    zeros = scale.new_zeros(n * c)
-    ones = scale.new_ones(n * c)
-    return F.batch_norm(rows, zeros, ones, scale.reshape(-1),
-                        offset.reshape(-1), False, 0., 0.)
+    # one broadcast multiply-add kernel (offset + x * scale)
+    return torch.addcmul(offset.reshape(1, n * c, 1),
+                         x.reshape(1, n * c, length),
+                         scale.reshape(1, n * c, 1))
 
 
 def _row_sums(dy: Tensor, x: Tensor, impl: str) -> Tuple[Tensor, Tensor]:
@@ -303,6 +290,33 @@ def can_fuse(x: Tensor, *tensors: Tensor) -> bool:
                     for t in tensors))
 
 
+def _check_fused_shapes(x, est_mean, est_var, batch_weight, batch_bias,
+                        weight, bias, num_groups) -> None:
+    """The kernels' shape rules, checked here so that a bad call is a
+    ValueError naming the rule (the C++ checks are a second line)."""
+    if x.dim() != 3 or x.shape[0] < 1 or x.shape[2] < 1:
+        raise ValueError('fused_micro_bcn: x must be (N, C, L) with N, L >= '
+                         f'1, got shape {tuple(x.shape)}')
+    c = x.shape[1]
+    if num_groups < 1 or c % num_groups:
+        raise ValueError(f'fused_micro_bcn: num_groups ({num_groups}) must '
+                         f'divide the channels ({c})')
+    for name, t in (('est_mean', est_mean), ('est_var', est_var),
+                    ('batch_weight', batch_weight),
+                    ('batch_bias', batch_bias)):
+        if t.numel() != c:
+            raise ValueError(f'fused_micro_bcn: {name} needs one value per '
+                             f'channel ({c}), got {t.numel()}')
+    for name, t in (('weight', weight), ('bias', bias)):
+        if t.numel() not in (c, num_groups):
+            raise ValueError(
+                f'fused_micro_bcn: {name} needs one value per group '
+                f'({num_groups}) or per channel ({c}), got {t.numel()}')
+    if weight.numel() != bias.numel():
+        raise ValueError('fused_micro_bcn: weight and bias must have the '
+                         f'same size, got {weight.numel()} and {bias.numel()}')
+
+
 def fused_micro_bcn(x, est_mean, est_var, batch_weight, batch_bias, weight,
                     bias, num_groups, eps, update=False, rate=0.):
     """Functional form of :class:`FusedMicroBCN` on an (N, C, L) input;
@@ -314,6 +328,8 @@ def fused_micro_bcn(x, est_mean, est_var, batch_weight, batch_bias, weight,
             'float64 tensors of one dtype; got x '
             f'{x.dtype} on {x.device}, kernels '
             f'{"built" if _ext is not None else "not built"}')
+    _check_fused_shapes(x, est_mean, est_var, batch_weight, batch_bias,
+                        weight, bias, num_groups)
     return FusedMicroBCN.apply(x.contiguous(), est_mean, est_var,
                                batch_weight, batch_bias, weight, bias,
                                num_groups, float(eps), bool(update),
