@@ -5,7 +5,8 @@ the median iteration time of each scheme and its ratio to the first.
 
     python tools/analysis/benchmark_model.py [--models mask-rcnn deeplabv3]
         [--schemes gn gn-ws bcn-ws] [--batch-sizes 1 2] [--size 512]
-        [--repeats 5] [--warmup 1] [--threads 1] [--out FILE]
+        [--repeats 5] [--warmup 1] [--threads 1] [--device cuda]
+        [--out FILE]
 
 The schemes run in alternating rounds in one process (see
 :mod:`mmbcn.analysis.model_benchmark`). On a machine other jobs share, use
@@ -62,6 +63,9 @@ def parse_args(argv=None):
     parser.add_argument('--threads', type=positive('--threads'),
                         default=None,
                         help='torch CPU threads (default: torch default)')
+    parser.add_argument('--device', default='cpu',
+                        help="'cpu' (default) or a CUDA device such as "
+                        "'cuda' or 'cuda:1'")
     parser.add_argument('--configs-dir', default=CONFIGS_DIR,
                         help='where the project configs are')
     parser.add_argument('--out', help='also write the table to this file')
@@ -75,6 +79,15 @@ def parse_args(argv=None):
                      "detector's padding divisor)")
     if len(set(args.schemes)) != len(args.schemes):
         parser.error(f'--schemes {" ".join(args.schemes)}: repeated scheme')
+    try:
+        device = torch.device(args.device)
+    except RuntimeError:
+        parser.error(f"--device {args.device}: not a device; use 'cpu' or "
+                     "'cuda[:index]'")
+    if device.type not in ('cpu', 'cuda'):
+        parser.error(f"--device {args.device}: use 'cpu' or 'cuda[:index]'")
+    if device.type == 'cuda' and not torch.cuda.is_available():
+        parser.error(f'--device {args.device}: CUDA is not available here')
     if not osp.isdir(args.configs_dir):
         parser.error(f'--configs-dir {args.configs_dir}: not a directory')
     return args
@@ -86,7 +99,8 @@ def main(argv=None):
         torch.set_num_threads(args.threads)
     command = 'python tools/analysis/benchmark_model.py ' + ' '.join(
         sys.argv[1:] if argv is None else argv)
-    header = (f'`{command}`\n\ndevice=cpu threads={torch.get_num_threads()} '
+    header = (f'`{command}`\n\ndevice={args.device} '
+              f'threads={torch.get_num_threads()} '
               f'torch={torch.__version__} repeats={args.repeats} '
               f'warmup={args.warmup}')
     print(header, flush=True)
@@ -95,7 +109,7 @@ def main(argv=None):
         for batch in args.batch_sizes:
             rows += benchmark_model(
                 args.configs_dir, model, args.schemes, batch, args.size,
-                args.repeats, args.warmup,
+                args.repeats, args.warmup, device=args.device,
                 log=lambda s: print(s, flush=True))
             print(format_model_table(rows[-len(args.schemes):],
                                      args.schemes[0]).split('\n', 2)[2],
