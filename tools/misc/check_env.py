@@ -39,6 +39,8 @@ def check_requirement(req):
     except ImportError:
         return False, 'packaging is not installed'
     parsed = Requirement(req)
+    if parsed.marker is not None and not parsed.marker.evaluate():
+        return True, 'not needed on this platform'
     try:
         version = metadata.version(parsed.name)
     except metadata.PackageNotFoundError:

@@ -43,8 +43,11 @@ On CPU (float32 / float64, mmbcn's C++ kernels built) a micro-batch step,
 estimate update included, is one fused C++ call per direction
 (:func:`~mmbcn.models.functional.bcn.fused_micro_bcn`); where the batch
 moments must first be reduced across ranks (``sync='layer'`` with more than
-one rank), and on other devices, the step is the moments, the update and
-:func:`~mmbcn.models.functional.bcn.fixed_stats_bcn`.
+one rank) the step is the moments, the update and
+:func:`~mmbcn.models.functional.bcn.fixed_stats_bcn`. On CUDA (float32,
+Triton installed) the step runs on Triton kernels, a few launches per
+direction (:func:`~mmbcn.models.functional.bcn_triton.triton_micro_bcn`);
+elsewhere on torch ops (:func:`~mmbcn.models.functional.bcn.fixed_stats_bcn`).
 """
 from typing import Tuple
 
@@ -58,6 +61,7 @@ from ...distributed.sync import (DeferredStats, get_world_size,
                                  reduce_batch_moments, sync_batch_norm)
 from ..functional.bcn import (can_fuse, channel_moments, fixed_stats_bcn,
                               fused_micro_bcn)
+from ..functional.bcn_triton import can_use_triton, triton_micro_bcn
 from ._checks import check_num_features, check_num_groups
 
 BCN_MODES = ('micro', 'large')
@@ -226,6 +230,10 @@ class BCN(nn.Module):
             return y.reshape(shape)
         if self._fusable(x3):
             return self._fused_forward(x3).reshape(shape)
+        if can_use_triton(x3, self.num_groups, self.running_mean,
+                          self.running_var, self.batch_weight,
+                          self.batch_bias, self.weight, self.bias):
+            return self._triton_forward(x3).reshape(shape)
         with torch.no_grad():
             mean_nc, var_nc = channel_moments(x3)
         if self.training:
@@ -266,6 +274,35 @@ class BCN(nn.Module):
                     self.num_batches_tracked.add_(1)
                 else:
                     self.deferred.push(m, v, x3.shape[0])
+        return y
+
+    def _triton_forward(self, x3: Tensor) -> Tensor:
+        """The micro-batch step (or eval) of :meth:`forward` on
+        :func:`triton_micro_bcn`: same estimate update and output; the
+        update runs inside the kernel unless the moments must first be
+        reduced across ranks."""
+        args = (x3, self.running_mean, self.running_var, self.batch_weight,
+                self.batch_bias, self.weight, self.bias, self.num_groups,
+                self.eps)
+        if not self.training:
+            return triton_micro_bcn(*args)[0]
+        if self.sync == 'layer' and get_world_size() > 1:
+            with torch.no_grad():
+                var_nc, mean_nc = torch.var_mean(x3, dim=2, correction=0)
+            self._micro_update(mean_nc, var_nc)
+            return triton_micro_bcn(*args, mean_nc=mean_nc,
+                                    var_nc=var_nc)[0]
+        if self.sync == 'deferred':
+            self._check_pending()
+            y, m, v = triton_micro_bcn(*args, moments=True)
+            self.deferred.push(m, v, x3.shape[0])
+            return y
+        y, _, _ = triton_micro_bcn(
+            *args, moments=True, update=True, rate=self.update_rate,
+            steps=self.num_batches_tracked,
+            average_warmup=self.average_warmup)
+        with torch.no_grad():
+            self.num_batches_tracked.add_(1)
         return y
 
     def extra_repr(self) -> str:
