@@ -80,7 +80,10 @@ def test_time_rounds_and_table():
     (['--batch-sizes', 'x'], 'batch must be an integer'),
     (['--schemes', 'gn', 'gn'], 'repeated scheme'),
     (['--models', 'yolo'], 'invalid choice'),
-])
+    (['--device', 'banana'], 'not a device'),
+    (['--device', 'meta'], "use 'cpu' or 'cuda[:index]'"),
+] + ([] if torch.cuda.is_available() else [
+    (['--device', 'cuda'], 'CUDA is not available here')]))
 def test_tool_bad_arguments(args, words, capsys):
     sys.path.insert(0, osp.join(ROOT, 'tools', 'analysis'))
     try:

@@ -10,9 +10,10 @@ model, export it to ONNX.
   ``onnx`` / ``onnxruntime``, see ``requirements/deploy.txt``).
 """
 from .checkpoint import (build_model, folded_config, load_config,
-                         load_folded, max_output_error, save_folded)
+                         load_folded, max_output_error, output_errors,
+                         save_folded)
 from .fold import assert_standard, fold_bcn, fold_norm, fold_ws
 
 __all__ = ['fold_norm', 'fold_ws', 'fold_bcn', 'assert_standard',
            'load_config', 'build_model', 'folded_config', 'save_folded',
-           'load_folded', 'max_output_error']
+           'load_folded', 'max_output_error', 'output_errors']

@@ -13,6 +13,7 @@ was). Weights are random (time only)::
 
     python tools/analysis/benchmark_folded.py [--models r50-fpn deeplabv3]
         [--input-size 384 384] [--batch 1] [--repeats 10] [--threads N]
+        [--out FILE]
 
 On a machine other jobs share, use ``--threads 1``: OpenMP threads that
 wait on a descheduled sibling make multi-threaded timings erratic.
@@ -32,7 +33,8 @@ except ImportError:  # run from a source checkout without installing mmbcn
 import torch
 from mmengine.config import Config
 
-from mmbcn.deploy import build_model, fold_norm, max_output_error
+from mmbcn.analysis.benchmark import emit_report
+from mmbcn.deploy import build_model, fold_norm, output_errors
 from mmbcn.deploy.onnx import tensor_forward
 from mmbcn.schemes import apply_scheme
 
@@ -61,6 +63,7 @@ def parse_args():
                         help='torch CPU threads (default: torch default)')
     parser.add_argument('--no-unfolded', action='store_true',
                         help='do not time the unfolded bcn-ws model')
+    parser.add_argument('--out', help='also write the table to this file')
     args = parser.parse_args()
     if args.repeats < 3:
         parser.error(f'--repeats {args.repeats}: use at least 3')
@@ -99,11 +102,13 @@ def main():
     if args.threads:
         torch.set_num_threads(args.threads)
     norm = dict(num_groups=args.num_groups)
-    print(f'device=cpu threads={torch.get_num_threads()} '
-          f'torch={torch.__version__} repeats={args.repeats} '
-          f'input={args.batch}x3x{args.input_size[0]}x{args.input_size[1]}')
-    print('\n| model | gn ms | folded ms | folded / gn (IQR) | unfolded ms | '
-          'unfolded / gn |\n|---|---|---|---|---|---|')
+    lines = [f'device=cpu threads={torch.get_num_threads()} '
+             f'torch={torch.__version__} repeats={args.repeats} '
+             f'input={args.batch}x3x{args.input_size[0]}x'
+             f'{args.input_size[1]}', '',
+             '| model | gn ms | folded ms | folded / gn (IQR) | unfolded ms '
+             '| unfolded / gn |', '|---|---|---|---|---|---|']
+    print('\n'.join(lines), flush=True)
     for name in args.models:
         bcn_ws = build(name, dict(name='bcn-ws', norm=norm))
         runs = {'gn': build(name, dict(name='gn', norm=norm)),
@@ -111,7 +116,7 @@ def main():
         if not args.no_unfolded:
             runs['unfolded'] = bcn_ws
         x = torch.randn(args.batch, 3, *args.input_size)
-        error = max_output_error(bcn_ws, runs['folded'], x)
+        abs_error, rel_error = output_errors(bcn_ws, runs['folded'], x)
         fns = []
         for model in runs.values():
             def run(f=tensor_forward(model)):
@@ -126,9 +131,12 @@ def main():
         q1, _, q3 = statistics.quantiles(ratios['folded'], n=4)
         unfolded = (f"{ms['unfolded']:.1f} | {ratio['unfolded']:.3f}"
                     if 'unfolded' in ms else '- | -')
-        print(f"| {name} | {ms['gn']:.1f} | {ms['folded']:.1f} | "
-              f"{ratio['folded']:.3f} ({q1:.3f}-{q3:.3f}) | {unfolded} |  "
-              f'(folded vs bcn-ws max error {error:.1e})', flush=True)
+        lines.append(f"| {name} | {ms['gn']:.1f} | {ms['folded']:.1f} | "
+                     f"{ratio['folded']:.3f} ({q1:.3f}-{q3:.3f}) | "
+                     f'{unfolded} |  (folded vs bcn-ws: max error '
+                     f'{abs_error:.1e}, relative {rel_error:.1e})')
+        print(lines[-1], flush=True)
+    emit_report('\n'.join(lines), args.out)
 
 
 if __name__ == '__main__':

@@ -12,8 +12,8 @@ kernel launch. Here that arithmetic is one kernel per direction (one program
 per channel group, all samples at once), the estimate update included:
 
     forward   var_mean(x)  ->  _forward_coefficients  ->  addcmul
-    backward  batch-norm-backward sums  ->  _backward_coefficients
-              ->  _apply_rows (dx = P dy + Q x + R in one pass)
+    backward  _row_sums  ->  _backward_coefficients  ->  _apply_rows
+              (dx = P dy + Q x + R in one pass)
 
 With ``update`` the coefficient kernel also moves the estimates by the
 batch moments (``m``, ``v`` around the old estimate) at the rate
@@ -61,11 +61,20 @@ if triton is not None:
     @triton.jit
     def _forward_coefficients(
             mean_ptr, var_ptr, est_mean_ptr, est_var_ptr, bw_ptr, bb_ptr,
-            w_ptr, b_ptr, rate_ptr, steps_ptr, scale_ptr, offset_ptr, a_ptr,
-            inv_ptr, mean_inv_ptr, centre_ptr, rstd_ptr, m_ptr, v_ptr, N, C,
-            G, K, W_DIV, eps, MOMENTS: tl.constexpr, UPDATE: tl.constexpr,
-            AVERAGE_WARMUP: tl.constexpr, BLOCK_N: tl.constexpr,
-            BLOCK_K: tl.constexpr):
+            w_ptr, b_ptr, rate_ptr, steps_ptr, nc_out_ptr, c_out_ptr,
+            rstd_ptr, N, C, G, K, W_DIV, eps, MOMENTS: tl.constexpr,
+            UPDATE: tl.constexpr, AVERAGE_WARMUP: tl.constexpr,
+            BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
+        # nc_out: (3, N, C) scale, offset, centre; c_out: (5, C) a, inv,
+        # mean_inv, m, v
+        scale_ptr = nc_out_ptr
+        offset_ptr = nc_out_ptr + N * C
+        centre_ptr = nc_out_ptr + 2 * N * C
+        a_ptr = c_out_ptr
+        inv_ptr = c_out_ptr + C
+        mean_inv_ptr = c_out_ptr + 2 * C
+        m_ptr = c_out_ptr + 3 * C
+        v_ptr = c_out_ptr + 4 * C
         g = tl.program_id(0)
         n = tl.arange(0, BLOCK_N)
         k = tl.arange(0, BLOCK_K)
@@ -118,11 +127,24 @@ if triton is not None:
 
     @triton.jit
     def _backward_coefficients(
-            sdy_ptr, sdyx_ptr, mean_ptr, var_ptr, a_ptr, inv_ptr,
-            mean_inv_ptr, centre_ptr, rstd_ptr, w_ptr, p_ptr, q_ptr, r_ptr,
-            gbw_ptr, gbb_ptr, gw_ptr, gb_ptr, N, C, G, K, W_DIV, length,
-            GROUP_AFFINE: tl.constexpr, BLOCK_N: tl.constexpr,
+            sums_ptr, mean_ptr, var_ptr, c_saved_ptr, centre_ptr, rstd_ptr,
+            w_ptr, pqr_ptr, gbatch_ptr, gaffine_ptr, N, C, G, K, W_DIV,
+            length, GROUP_AFFINE: tl.constexpr, BLOCK_N: tl.constexpr,
             BLOCK_K: tl.constexpr):
+        # sums: (2, N, C) of dy and dy x; c_saved: (>= 3, C) a, inv,
+        # mean_inv; pqr: (3, N, C); gbatch: (2, C); gaffine: (2, C or G)
+        sdy_ptr = sums_ptr
+        sdyx_ptr = sums_ptr + N * C
+        a_ptr = c_saved_ptr
+        inv_ptr = c_saved_ptr + C
+        mean_inv_ptr = c_saved_ptr + 2 * C
+        p_ptr = pqr_ptr
+        q_ptr = pqr_ptr + N * C
+        r_ptr = pqr_ptr + 2 * N * C
+        gbw_ptr = gbatch_ptr
+        gbb_ptr = gbatch_ptr + C
+        gw_ptr = gaffine_ptr
+        gb_ptr = gaffine_ptr + (G if GROUP_AFFINE else C)
         g = tl.program_id(0)
         n = tl.arange(0, BLOCK_N)
         k = tl.arange(0, BLOCK_K)
@@ -170,8 +192,29 @@ if triton is not None:
             tl.store(gb_ptr + c, gb, mask=mask_k)
 
     @triton.jit
-    def _apply_rows(dy_ptr, x_ptr, p_ptr, q_ptr, r_ptr, out_ptr, length,
+    def _row_sums(dy_ptr, x_ptr, out_ptr, ROWS, length, BLOCK: tl.constexpr):
+        # out: (2, ROWS) sums of dy and dy x per row
+        row = tl.program_id(0)
+        base = row.to(tl.int64) * length
+        acc_dy = tl.zeros([BLOCK], dtype=tl.float32)
+        acc_dyx = tl.zeros([BLOCK], dtype=tl.float32)
+        for start in range(0, length, BLOCK):
+            offs = start + tl.arange(0, BLOCK)
+            mask = offs < length
+            dy = tl.load(dy_ptr + base + offs, mask=mask, other=0.)
+            x = tl.load(x_ptr + base + offs, mask=mask, other=0.)
+            acc_dy += dy
+            acc_dyx += dy * x
+        tl.store(out_ptr + row, tl.sum(acc_dy, axis=0))
+        tl.store(out_ptr + ROWS + row, tl.sum(acc_dyx, axis=0))
+
+    @triton.jit
+    def _apply_rows(dy_ptr, x_ptr, pqr_ptr, out_ptr, ROWS, length,
                     BLOCK: tl.constexpr):
+        # out = p dy + q x + r, (p, q, r) = pqr[:, row]
+        p_ptr = pqr_ptr
+        q_ptr = pqr_ptr + ROWS
+        r_ptr = pqr_ptr + 2 * ROWS
         row = tl.program_id(0)
         offs = tl.program_id(1) * BLOCK + tl.arange(0, BLOCK)
         mask = offs < length
@@ -188,22 +231,10 @@ def _warps(block: int) -> int:
     return 1 if block <= 256 else 4 if block <= 2048 else 8
 
 
-def _row_sums(dy: Tensor, x: Tensor) -> Tuple[Tensor, Tensor]:
-    """Per-(n, c) sums of ``dy`` and ``dy * x`` (batch-norm backward with
-    zero mean and unit inverse std reduces exactly these)."""
-    n, c, length = x.shape
-    zeros = x.new_zeros(n * c)
-    ones = x.new_ones(n * c)
-    _, s_dyx, s_dy = torch.ops.aten.native_batch_norm_backward(
-        dy.reshape(1, n * c, length), x.reshape(1, n * c, length), ones,
-        None, None, zeros, ones, True, 0.0, [False, True, True])
-    return s_dy.view(n, c), s_dyx.view(n, c)
-
-
 class TritonMicroBCN(torch.autograd.Function):
     """BCN with fixed batch-stage statistics on Triton kernels (see the
     module docstring); returns ``(y, m, v)``, ``m``/``v`` the batch moments
-    (C,) of the update when ``moments``, else empty."""
+    (C,) of the update when ``moments`` (else left unwritten)."""
 
     @staticmethod
     def forward(ctx, x, est_mean, est_var, batch_weight, batch_bias, weight,
@@ -214,51 +245,58 @@ class TritonMicroBCN(torch.autograd.Function):
         k = c // g
         if mean_nc is None:
             var_nc, mean_nc = torch.var_mean(x, dim=2, correction=0)
-        nc = torch.empty_like(mean_nc)
-        scale, offset, centre = (torch.empty_like(nc) for _ in range(3))
+        per_nc = x.new_empty(3, n, c)  # scale, offset, centre
+        per_c = x.new_empty(5, c)  # a, inv, mean_inv, m, v
         rstd = x.new_empty(n, g)
-        a, inv, mean_inv, m, v = (x.new_empty(c) for _ in range(5))
         block_n, block_k = _pow2(n), _pow2(k)
         _forward_coefficients[(g, )](
             mean_nc, var_nc, est_mean, est_var, batch_weight, batch_bias,
-            weight, bias, rate, steps, scale, offset, a, inv, mean_inv,
-            centre, rstd, m, v, n, c, g, k, 1 if weight.numel() == c else k,
-            float(eps), MOMENTS=bool(moments), UPDATE=bool(update),
+            weight, bias, rate, steps, per_nc, per_c, rstd, n, c, g, k,
+            1 if weight.numel() == c else k, float(eps),
+            MOMENTS=bool(moments), UPDATE=bool(update),
             AVERAGE_WARMUP=bool(average_warmup), BLOCK_N=block_n,
             BLOCK_K=block_k, num_warps=_warps(block_n * block_k))
-        y = torch.addcmul(offset.unsqueeze(-1), x, scale.unsqueeze(-1))
+        y = torch.addcmul(per_nc[1].unsqueeze(-1), x, per_nc[0].unsqueeze(-1))
         ctx.num_groups = g
-        ctx.save_for_backward(x, mean_nc, var_nc, a, inv, mean_inv, centre,
-                              rstd, weight)
+        # m and v take no gradient: no zero-filled grads for them
+        ctx.set_materialize_grads(False)
+        ctx.save_for_backward(x, mean_nc, var_nc, per_c, per_nc, rstd,
+                              weight)
+        m, v = per_c[3], per_c[4]
         ctx.mark_non_differentiable(m, v)
         return y, m, v
 
     @staticmethod
     def backward(ctx, dy, *_):
-        (x, mean_nc, var_nc, a, inv, mean_inv, centre, rstd,
-         weight) = ctx.saved_tensors
+        if dy is None:  # y took no gradient
+            return (None, ) * 16
+        x, mean_nc, var_nc, per_c, per_nc, rstd, weight = ctx.saved_tensors
         n, c, length = x.shape
         g = ctx.num_groups
         k = c // g
         dy = dy.contiguous()
-        s_dy, s_dyx = _row_sums(dy, x)
-        p, q, r = (torch.empty_like(s_dy) for _ in range(3))
-        grad_bw, grad_bb = x.new_empty(c), x.new_empty(c)
-        grad_w, grad_b = torch.empty_like(weight), torch.empty_like(weight)
+        block = min(1024, _pow2(length))
+        sums = x.new_empty(2, n, c)  # sums of dy and dy x per row
+        _row_sums[(n * c, )](dy, x, sums, n * c, length, BLOCK=block,
+                             num_warps=_warps(block))
+        pqr = x.new_empty(3, n, c)
+        grad_batch = x.new_empty(2, c)
+        grad_affine = x.new_empty(2, weight.numel())
         block_n, block_k = _pow2(n), _pow2(k)
         _backward_coefficients[(g, )](
-            s_dy, s_dyx, mean_nc, var_nc, a, inv, mean_inv, centre, rstd,
-            weight, p, q, r, grad_bw, grad_bb, grad_w, grad_b, n, c, g, k,
+            sums, mean_nc, var_nc, per_c, per_nc[2], rstd, weight, pqr,
+            grad_batch, grad_affine, n, c, g, k,
             1 if weight.numel() == c else k, float(length),
             GROUP_AFFINE=weight.numel() != c, BLOCK_N=block_n,
             BLOCK_K=block_k, num_warps=_warps(block_n * block_k))
         grad_x = None
         if ctx.needs_input_grad[0]:
             grad_x = torch.empty_like(x)
-            block = min(1024, _pow2(length))
             _apply_rows[(n * c, triton.cdiv(length, block))](
-                dy, x, p, q, r, grad_x, length, BLOCK=block,
+                dy, x, pqr, grad_x, n * c, length, BLOCK=block,
                 num_warps=_warps(block))
+        grad_bw, grad_bb = grad_batch
+        grad_w, grad_b = (t.view_as(weight) for t in grad_affine)
         needs = ctx.needs_input_grad
         return (grad_x, None, None, grad_bw if needs[3] else None,
                 grad_bb if needs[4] else None, grad_w if needs[5] else None,
