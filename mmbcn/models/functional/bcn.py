@@ -45,7 +45,6 @@ moments must first be reduced across ranks, and on GPU).
 from typing import Tuple
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 try:

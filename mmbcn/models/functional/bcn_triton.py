@@ -11,7 +11,7 @@ arithmetic between them, some forty small torch ops per direction, each a
 kernel launch. Here that arithmetic is one kernel per direction (one program
 per channel group, all samples at once), the estimate update included:
 
-    forward   var_mean(x)  ->  _forward_coefficients  ->  addcmul
+    forward   channel_moments(x)  ->  _forward_coefficients  ->  addcmul
     backward  _row_sums  ->  _backward_coefficients  ->  _apply_rows
               (dx = P dy + Q x + R in one pass)
 
@@ -24,6 +24,8 @@ from typing import Optional, Tuple
 
 import torch
 from torch import Tensor
+
+from .bcn import channel_moments
 
 try:
     import triton
@@ -244,7 +246,7 @@ class TritonMicroBCN(torch.autograd.Function):
         g = num_groups
         k = c // g
         if mean_nc is None:
-            var_nc, mean_nc = torch.var_mean(x, dim=2, correction=0)
+            mean_nc, var_nc = channel_moments(x, impl='torch')
         per_nc = x.new_empty(3, n, c)  # scale, offset, centre
         per_c = x.new_empty(5, c)  # a, inv, mean_inv, m, v
         rstd = x.new_empty(n, g)

@@ -288,7 +288,7 @@ class BCN(nn.Module):
             return triton_micro_bcn(*args)[0]
         if self.sync == 'layer' and get_world_size() > 1:
             with torch.no_grad():
-                var_nc, mean_nc = torch.var_mean(x3, dim=2, correction=0)
+                mean_nc, var_nc = channel_moments(x3)
             self._micro_update(mean_nc, var_nc)
             return triton_micro_bcn(*args, mean_nc=mean_nc,
                                     var_nc=var_nc)[0]
