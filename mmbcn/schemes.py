@@ -31,6 +31,8 @@ from typing import Any, Dict, Optional, Union
 
 from mmengine.config import Config, ConfigDict
 
+from .scope import check_scope, config_scope, lookup
+
 
 @dataclass(frozen=True)
 class Scheme:
@@ -112,24 +114,6 @@ def get_scheme(scheme: Union[str, Dict, Scheme]) -> Scheme:
                   base.description)
 
 
-def _lookup(type_, scope: str):
-    if not isinstance(type_, str):
-        return type_ if inspect.isclass(type_) else None
-    from mmengine.registry import MODELS
-    _register_scope(scope)
-    with MODELS.switch_scope_and_registry(scope) as registry:
-        return registry.get(type_)
-
-
-def _register_scope(scope: str) -> None:
-    if scope == 'mmdet':
-        from mmdet.utils import register_all_modules
-        register_all_modules(init_default_scope=False)
-    elif scope == 'mmseg':
-        from mmseg.utils import register_all_modules
-        register_all_modules(init_default_scope=False)
-
-
 def accepts(cls, argument: str) -> bool:
     """Whether ``cls(...)`` takes ``argument``, following ``**kwargs`` up
     the class hierarchy (mmdet heads pass most arguments to a parent)."""
@@ -167,39 +151,27 @@ def apply_scheme(model_cfg: dict, scheme: Union[str, Dict, Scheme],
     'mmseg'). See the module docstring for the rules.
     """
     scheme = get_scheme(scheme)
-    if scope not in ('mmdet', 'mmseg'):
-        raise ValueError(f'scope={scope!r} is not valid; mmbcn applies '
-                         "schemes to 'mmdet' and 'mmseg' models")
+    check_scope(scope)
     if not isinstance(model_cfg, dict) or 'type' not in model_cfg:
         raise ValueError('apply_scheme needs a model config dict with a '
                          f"'type'; got {type(model_cfg).__name__}")
     for path, module in list(_module_configs(model_cfg)):
         if path == ():
             continue  # the detector / segmentor itself
-        cls = _lookup(module['type'], scope)
+        cls = lookup(module['type'], scope)
         if cls is None or not accepts(cls, 'norm_cfg'):
             continue
         if scheme.normalize_all and cls.__name__ == 'Shared2FCBBoxHead':
             module['type'] = 'Shared4Conv1FCBBoxHead'
             module.setdefault('conv_out_channels',
                               module.get('in_channels', 256))
-            cls = _lookup(module['type'], scope)
+            cls = lookup(module['type'], scope)
         has_norm = module.get('norm_cfg') is not None
         if has_norm or path[-1] == 'backbone' or scheme.normalize_all:
             module['norm_cfg'] = copy.deepcopy(scheme.norm_cfg)
             if accepts(cls, 'conv_cfg'):
                 module['conv_cfg'] = copy.deepcopy(scheme.conv_cfg)
     return model_cfg
-
-
-def config_scope(cfg: Config) -> str:
-    scope = cfg.get('default_scope')
-    if scope not in ('mmdet', 'mmseg'):
-        raise ValueError(
-            f"config default_scope={scope!r}: mmbcn runs mmdet ('mmdet') and "
-            "mmseg ('mmseg') configs; inherit from an mmdet:: or mmseg:: "
-            'base config or set default_scope')
-    return scope
 
 
 def apply_config_scheme(cfg: Config, norm: Union[str, Dict, None] = None

@@ -51,8 +51,8 @@ from mmengine.runner import Runner
 
 from mmbcn.datasets import SHAPES_CLASSES, generate_shapes
 from mmbcn.schemes import apply_config_scheme, get_scheme
+from repo import REPO
 
-REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CONFIG_DIR = osp.join(REPO, 'configs')
 CONFIGS = sorted(
     osp.relpath(p, CONFIG_DIR)

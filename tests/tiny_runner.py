@@ -1,4 +1,7 @@
 """A tiny WS + BCN network and an mmengine Runner for it (test helper)."""
+import itertools
+import os
+
 import torch
 import torch.nn as nn
 from mmengine.model import BaseModel
@@ -23,6 +26,11 @@ class TinyNet(BaseModel):
         return out
 
 
+# mmengine names a Runner's logger by its start time (to the second): two
+# runners made in one second would share one logger and log file
+_RUN_IDS = itertools.count()
+
+
 def make_runner(work_dir, max_iters, resume=False, bcn_cfg=None,
                 custom_hooks=None, data=None, net=TinyNet):
     torch.manual_seed(0)
@@ -40,4 +48,5 @@ def make_runner(work_dir, max_iters, resume=False, bcn_cfg=None,
         default_hooks=dict(checkpoint=dict(type='CheckpointHook',
                                            interval=2, by_epoch=False),
                            logger=dict(type='LoggerHook', interval=1)),
-        custom_hooks=custom_hooks, randomness=dict(seed=0), resume=resume)
+        custom_hooks=custom_hooks, randomness=dict(seed=0), resume=resume,
+        experiment_name=f'tiny_{os.getpid()}_{next(_RUN_IDS)}')

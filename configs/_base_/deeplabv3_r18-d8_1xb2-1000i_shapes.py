@@ -7,6 +7,10 @@ _base_ = [
     'mmseg::_base_/default_runtime.py',
     './custom_imports.py',
 ]
+# mmbcn's layers and hooks, and the shapes dataset (registered in
+# mmseg's DATASETS when its module is imported)
+custom_imports = dict(
+    imports=['mmbcn', 'mmbcn.datasets.shapes_seg'], allow_failed_imports=False)
 default_hooks = dict(
     timer=dict(type='IterTimerHook'),
     logger=dict(type='LoggerHook', interval=10, log_metric_by_epoch=False),

@@ -7,6 +7,10 @@ _base_ = [
     'mmdet::_base_/default_runtime.py',
     './custom_imports.py',
 ]
+# mmbcn's layers and hooks, and the shapes dataset (registered in
+# mmdet's DATASETS when its module is imported)
+custom_imports = dict(
+    imports=['mmbcn', 'mmbcn.datasets.shapes_det'], allow_failed_imports=False)
 default_hooks = dict(
     logger=dict(interval=10),
     # no periodic checkpoints, the last one is saved (save_last)

@@ -7,7 +7,7 @@ adds, per task, the difference of every group's main metric to the group of
 the baseline scheme with the same task, model and backbone;
 ``singularity`` adds the final model-level dead and near-elimination
 fractions each run's SingularityHook logged (``singularity.jsonl``, see
-:mod:`mmbcn.analysis.singularity`).
+:mod:`mmbcn.models.diagnostics`).
 """
 import csv
 import math

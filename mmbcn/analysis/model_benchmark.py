@@ -63,7 +63,7 @@ def build_train_model(config: str, size: int, device: str = 'cpu'):
     """(model in train mode, optim wrapper, task) from a project config."""
     from mmengine.optim import build_optim_wrapper
 
-    from ..deploy.checkpoint import build_model, load_config
+    from ..apis import build_model, load_config
     cfg = load_config(config)
     task = 'seg' if cfg.default_scope == 'mmseg' else 'det'
     if task == 'seg':

@@ -4,7 +4,7 @@
 per-layer tables (markdown, CSV) and plots.
 
 The statistics, their formulas and thresholds are those of
-:mod:`mmbcn.analysis.singularity`.
+:mod:`mmbcn.models.diagnostics`.
 
 A checkpoint is measured in **train mode** by default: the forward of a
 training step (``mode='loss'`` on the train split), so BN normalizes with
@@ -31,7 +31,7 @@ import torch
 import torch.nn as nn
 
 from .results import RunResult, config_dump, describe_config
-from .singularity import LayerStats, SingularityProbe, aggregate
+from ..models.diagnostics import LayerStats, SingularityProbe, aggregate
 
 LOG_NAME = 'singularity.jsonl'
 FIELDS = ('iter', 'layer', 'channels', 'dead_fraction', 'near_fraction',

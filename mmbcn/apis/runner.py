@@ -36,9 +36,10 @@ from mmengine.config import Config, ConfigDict
 from mmengine.logging import print_log
 from mmengine.runner import Runner
 
-from .. import compat
+from ..compat import prepare_cpu_distributed
 from ..engine.hooks import RNGStateHook
-from ..schemes import apply_config_scheme, config_scope, get_scheme
+from ..schemes import apply_config_scheme, get_scheme
+from ..scope import config_scope, register_scope, registry
 
 #: The ``--launcher`` choices (as mmdet / mmseg / mmengine).
 LAUNCHERS = ('none', 'pytorch', 'slurm', 'mpi')
@@ -190,27 +191,6 @@ def _enable_auto_scale_lr(cfg: Config) -> None:
 # --------------------------------------------------------------------------
 # building the runner
 # --------------------------------------------------------------------------
-def register_scope(scope: str) -> None:
-    """Register mmdet's or mmseg's modules (without changing the default
-    scope: the Runner sets it from ``cfg.default_scope``)."""
-    if scope == 'mmdet':
-        from mmdet.utils import register_all_modules
-    elif scope == 'mmseg':
-        from mmseg.utils import register_all_modules
-    else:
-        raise ValueError(f'default_scope={scope!r}: mmbcn runs mmdet '
-                         "('mmdet') and mmseg ('mmseg') configs")
-    register_all_modules(init_default_scope=False)
-
-
-def _runners_registry(scope: str):
-    if scope == 'mmdet':
-        from mmdet.registry import RUNNERS
-    else:
-        from mmseg.registry import RUNNERS
-    return RUNNERS
-
-
 def build_runner(cfg: Config) -> Runner:
     """Build the Runner of ``cfg`` (from :func:`load_config`).
 
@@ -228,9 +208,9 @@ def build_runner(cfg: Config) -> Runner:
     if scope == 'mmdet':
         from mmdet.utils import setup_cache_size_limit_of_dynamo
         setup_cache_size_limit_of_dynamo()
-    compat.prepare_cpu_distributed(cfg)
+    prepare_cpu_distributed(cfg)
     if 'runner_type' in cfg:
-        runner = _runners_registry(scope).build(cfg)
+        runner = registry(scope, 'RUNNERS').build(cfg)
     else:
         runner = Runner.from_cfg(cfg)
     if not any(isinstance(h, RNGStateHook) for h in runner.hooks):
@@ -397,6 +377,5 @@ def test(cfg: Config, checkpoint: str, *,
 
 
 __all__ = [
-    'LAUNCHERS', 'default_work_dir', 'load_config', 'register_scope',
-    'build_runner', 'train', 'enable_visualization', 'enable_tta', 'test'
+    'LAUNCHERS', 'default_work_dir', 'load_config', 'build_runner', 'train', 'enable_visualization', 'enable_tta', 'test'
 ]

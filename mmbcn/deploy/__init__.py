@@ -3,17 +3,15 @@ model, export it to ONNX.
 
 - :mod:`.fold`: :func:`fold_norm` (WS and BCN), :func:`fold_ws`,
   :func:`fold_bcn`.
-- :mod:`.checkpoint`: build a model from an mmdet / mmseg config, the plain
-  (conv + GN) config of the folded model, :func:`save_folded` /
-  :func:`load_folded`.
+- :mod:`.checkpoint`: the plain (conv + GN) config of the folded model,
+  :func:`save_folded` / :func:`load_folded`.
 - :mod:`.onnx`: :func:`export_onnx`, :func:`onnxruntime_max_error` (needs
   ``onnx`` / ``onnxruntime``, see ``requirements/deploy.txt``).
 """
-from .checkpoint import (build_model, folded_config, load_config,
-                         load_folded, max_output_error, output_errors,
-                         save_folded)
+from .checkpoint import (folded_config, load_folded, max_output_error,
+                         output_errors, save_folded)
 from .fold import assert_standard, fold_bcn, fold_norm, fold_ws
 
 __all__ = ['fold_norm', 'fold_ws', 'fold_bcn', 'assert_standard',
-           'load_config', 'build_model', 'folded_config', 'save_folded',
-           'load_folded', 'max_output_error', 'output_errors']
+           'folded_config', 'save_folded', 'load_folded', 'max_output_error',
+           'output_errors']

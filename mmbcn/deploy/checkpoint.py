@@ -1,4 +1,4 @@
-"""Build mmdet / mmseg models from configs, and save / load folded models.
+"""Save and load folded models.
 
 A folded model (:func:`mmbcn.deploy.fold_norm`) is the same network as the
 config built with plain convs and GroupNorm (:func:`folded_config`:
@@ -28,57 +28,21 @@ next to the checkpoint (``OUT`` with its suffix replaced by ``.py``).
 """
 import copy
 import os.path as osp
-from typing import Dict, List, Optional, Tuple, Union
+from typing import Dict, List, Tuple
 
 import torch
 import torch.nn as nn
 from mmengine.config import Config, ConfigDict
 
+from ..apis.model import build_model
 from ..models.layers.bcn import BCN
 from ..models.layers.ws_conv import WSConv2d
-from ..schemes import apply_config_scheme, config_scope
 
-__all__ = ['load_config', 'build_model', 'folded_config', 'config_path',
+__all__ = ['folded_config', 'config_path',
            'state_dict_mismatch', 'save_folded', 'load_folded',
            'output_errors', 'max_output_error']
 
 FORMATS = ('state_dict', 'module')
-
-
-def load_config(config: Union[str, Config], norm=None,
-                cfg_options: Optional[dict] = None) -> Config:
-    """Load an mmdet / mmseg config, merge ``cfg_options`` and apply the norm
-    scheme (``norm``, else the config's ``norm_scheme`` key)."""
-    cfg = Config.fromfile(config) if isinstance(config, str) else \
-        copy.deepcopy(config)
-    if cfg_options:
-        cfg.merge_from_dict(cfg_options)
-    config_scope(cfg)  # mmdet or mmseg, else a clear error
-    return apply_config_scheme(cfg, norm)
-
-
-def _models_registry(scope: str):
-    if scope == 'mmdet':
-        from mmdet.registry import MODELS
-        from mmdet.utils import register_all_modules
-    else:
-        from mmseg.registry import MODELS
-        from mmseg.utils import register_all_modules
-    register_all_modules(init_default_scope=True)
-    return MODELS
-
-
-def build_model(cfg: Config, checkpoint: Optional[str] = None,
-                device: str = 'cpu') -> nn.Module:
-    """Build ``cfg.model`` in its scope (``cfg.default_scope``), load
-    ``checkpoint`` (strictly) if given; returns the model in eval mode."""
-    models = _models_registry(config_scope(cfg))
-    model = models.build(copy.deepcopy(cfg.model))
-    if checkpoint is not None:
-        from mmengine.runner import load_checkpoint
-        load_checkpoint(model, checkpoint, map_location='cpu', strict=True,
-                        logger='silent')
-    return model.to(device).eval()
 
 
 def _plain_layer_cfg(node, key=None):

@@ -1,4 +1,4 @@
 from .hooks import *  # noqa: F401,F403 (registers the hooks)
-from .norm_only import NORM_TYPES, freeze_all_but_norm
+from .norm_only import freeze_all_but_norm
 
-__all__ = ['NORM_TYPES', 'freeze_all_but_norm']
+__all__ = ['freeze_all_but_norm']

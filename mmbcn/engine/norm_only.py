@@ -4,14 +4,8 @@ of the normalization layers."""
 from typing import Tuple
 
 import torch.nn as nn
-from torch.nn.modules.batchnorm import _BatchNorm
-from torch.nn.modules.instancenorm import _InstanceNorm
 
-from ..models.layers import BCN, ChannelAffine, EvoNormB0, EvoNormS0
-
-#: module types whose parameters count as normalization affine parameters
-NORM_TYPES = (_BatchNorm, _InstanceNorm, nn.GroupNorm, nn.LayerNorm, BCN,
-              ChannelAffine, EvoNormB0, EvoNormS0)
+from ..models.layers.norm_types import NORM_TYPES
 
 
 def freeze_all_but_norm(model: nn.Module) -> Tuple[int, int]:

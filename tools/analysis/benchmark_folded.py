@@ -34,7 +34,8 @@ import torch
 from mmengine.config import Config
 
 from mmbcn.analysis.benchmark import emit_report
-from mmbcn.deploy import build_model, fold_norm, output_errors
+from mmbcn.apis import build_model
+from mmbcn.deploy import fold_norm, output_errors
 from mmbcn.deploy.onnx import tensor_forward
 from mmbcn.schemes import apply_scheme
 

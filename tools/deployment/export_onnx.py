@@ -22,7 +22,8 @@ except ImportError:  # run from a source checkout without installing mmbcn
 import torch
 from mmengine.config import DictAction
 
-from mmbcn.deploy import build_model, fold_norm, load_config
+from mmbcn.apis import build_model, load_config
+from mmbcn.deploy import fold_norm
 from mmbcn.deploy.onnx import DEFAULT_OPSET, export_onnx, onnxruntime_errors
 from mmbcn.schemes import scheme_names
 
@@ -53,7 +54,8 @@ def parse_args(argv=None):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    cfg = load_config(args.config, args.norm, args.cfg_options)
+    cfg = load_config(args.config, norm=args.norm,
+                      cfg_options=args.cfg_options)
     model = fold_norm(build_model(cfg, args.checkpoint))
     inputs = torch.randn(1, 3, *args.shape)
     names = export_onnx(model, inputs, args.out, args.opset,

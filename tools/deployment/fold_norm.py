@@ -25,7 +25,8 @@ except ImportError:  # run from a source checkout without installing mmbcn
 import torch
 from mmengine.config import DictAction
 
-from mmbcn.deploy import build_model, fold_norm, load_config, save_folded
+from mmbcn.apis import build_model, load_config
+from mmbcn.deploy import fold_norm, save_folded
 from mmbcn.deploy.checkpoint import output_errors
 from mmbcn.schemes import scheme_names
 
@@ -59,7 +60,8 @@ def parse_args(argv=None):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    cfg = load_config(args.config, args.norm, args.cfg_options)
+    cfg = load_config(args.config, norm=args.norm,
+                      cfg_options=args.cfg_options)
     model = build_model(cfg, args.checkpoint)
     folded = fold_norm(model)
     if not args.no_verify:

@@ -6,14 +6,14 @@ from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 from mmengine.registry import HOOKS
 
-from ...analysis.singularity import SingularityProbe, aggregate
+from ...models.diagnostics import SingularityProbe, aggregate
 
 
 @HOOKS.register_module()
 class SingularityHook(Hook):
     """Every ``interval`` iterations, measures per normalization layer how
     close its channels are to elimination singularities
-    (:mod:`mmbcn.analysis.singularity`), from the outputs of that
+    (:mod:`mmbcn.models.diagnostics`), from the outputs of that
     iteration's own forward pass: training is not changed.
 
     Writes one JSON line per measured layer to ``<work_dir>/<filename>``

@@ -5,7 +5,7 @@ import pytest
 import torch
 import torch.nn as nn
 
-from mmbcn.analysis.singularity import SingularityProbe, channel_stats
+from mmbcn.models.diagnostics import SingularityProbe, channel_stats
 from tiny_runner import make_runner
 
 

@@ -1,89 +1,24 @@
-"""Compatibility shims for the pinned stack on current torch.
+"""Shim: distributed training on CPU-only machines (gloo).
 
-Every shim names what it works around. Shims 1 and 3 are applied once, on
-``import mmbcn``; shim 2 by :func:`mmbcn.apis.build_runner` before the
-Runner is built.
-
-1. Checkpoints on torch >= 2.6. torch.load now defaults to
-   ``weights_only=True``; mmengine 0.10.7 calls it without the argument, and a
-   runner checkpoint holds mmengine and numpy objects (the message hub's
-   ``HistoryBuffer`` with numpy arrays and scalars), so ``--resume``,
-   ``load_from`` and ``tools/test.py`` fail with ``UnpicklingError: Weights
-   only load failed``. Upstream: open-mmlab/mmengine#1655 (report) and
-   open-mmlab/mmengine#1650 (proposed fix, unreleased). The shim registers a
-   loader for local files with mmengine's ``CheckpointLoader`` (its own
-   extension point) that keeps weights-only loading and allows exactly the
-   types such a checkpoint contains, and only while loading it.
-
-2. Distributed training on CPU-only machines (:func:`prepare_cpu_distributed`).
-   mmengine 0.10.7's pytorch / slurm launchers call ``torch.cuda.set_device``
-   unconditionally (``AttributeError: module 'torch._C' has no attribute
-   '_cuda_setDevice'`` on a CPU torch) and default to nccl; its Runner wraps
-   the model with ``device_ids=[LOCAL_RANK]``, which DDP rejects for a CPU
-   module; torch's SyncBatchNorm is CUDA-only. With a launcher and no CUDA,
-   the shim initializes torch.distributed with gloo itself (the Runner then
-   skips its ``init_dist``), sets a CPU ``model_wrapper_cfg`` and
-   ``env_cfg.dist_cfg.backend='gloo'``, and turns SyncBN into a clear error
-   up front. Nothing changes where CUDA is available.
-
-3. Checkpoints written in place. mmengine 0.10.7's ``LocalBackend.put`` opens
-   the target path and writes into it, so a process killed while saving
-   leaves a truncated ``iter_N.pth`` (or ``last_checkpoint``) behind. The shim
-   registers, through mmengine's own ``register_backend`` extension point,
-   a local backend whose ``put``/``put_text`` write a temporary file in the
-   same directory and ``os.replace`` it onto the target: a file is either
-   the old complete one or the new complete one. ``CheckpointHook`` updates
-   ``last_checkpoint`` only after the checkpoint is written, so ``--resume``
-   always finds a complete checkpoint.
+mmengine 0.10.7's pytorch / slurm launchers call ``torch.cuda.set_device``
+unconditionally (``AttributeError: module 'torch._C' has no attribute
+'_cuda_setDevice'`` on a CPU torch) and default to nccl; its Runner wraps the
+model with ``device_ids=[LOCAL_RANK]``, which DDP rejects for a CPU module;
+torch's SyncBatchNorm is CUDA-only. With a launcher and no CUDA,
+:func:`prepare_cpu_distributed` (called by :func:`mmbcn.apis.build_runner`
+before the Runner is built) initializes torch.distributed with gloo itself
+(the Runner then skips its ``init_dist``), sets a CPU ``model_wrapper_cfg``
+and ``env_cfg.dist_cfg.backend='gloo'``, and turns SyncBN into a clear error
+up front. Nothing changes where CUDA is available.
 """
 import datetime
 import os
-import os.path as osp
-import secrets
 import subprocess
 
-import numpy as np
 import torch
-from mmengine.fileio import LocalBackend
-from mmengine.fileio import io as _fileio
-from mmengine.fileio import register_backend
-from mmengine.logging.history_buffer import HistoryBuffer
-from mmengine.runner.checkpoint import CheckpointLoader
 
+from ..schemes import scheme_names
 
-def checkpoint_safe_globals() -> list:
-    """The non-tensor types an mmengine 0.10.7 runner checkpoint contains.
-
-    ``getattr`` is how pickle refers to the statistic methods a
-    ``HistoryBuffer`` keeps; the weights-only unpickler still refuses to call
-    anything that is not in this list.
-    """
-    from numpy.core.multiarray import _reconstruct, scalar
-    dtypes = [type(np.dtype(t)) for t in (
-        np.bool_, np.int8, np.int16, np.int32, np.int64, np.uint8,
-        np.uint16, np.uint32, np.uint64, np.float16, np.float32, np.float64)]
-    return [HistoryBuffer, getattr, _reconstruct, scalar, np.ndarray,
-            np.dtype, *dtypes]
-
-
-def load_from_local_weights_only(filename: str, map_location=None):
-    """mmengine's local checkpoint loader, weights-only with the allow-list."""
-    filename = osp.expanduser(filename)
-    if not osp.isfile(filename):
-        raise FileNotFoundError(f'checkpoint {filename} does not exist')
-    with torch.serialization.safe_globals(checkpoint_safe_globals()):
-        return torch.load(filename, map_location=map_location,
-                          weights_only=True)
-
-
-if hasattr(torch.serialization, 'safe_globals'):  # torch >= 2.5
-    CheckpointLoader.register_scheme(
-        prefixes='', loader=load_from_local_weights_only, force=True)
-
-
-# --------------------------------------------------------------------------
-# 2. Distributed training on CPU-only machines (gloo)
-# --------------------------------------------------------------------------
 class CPUDistributedError(RuntimeError):
     """A distributed run cannot be set up on this CPU-only machine (SyncBN in
     the model, launcher environment variables missing)."""
@@ -129,7 +64,6 @@ def find_syncbn(cfg) -> list:
 
 
 def syncbn_on_cpu_error(where: list) -> CPUDistributedError:
-    from .schemes import scheme_names
     others = [name for name in scheme_names() if name != 'syncbn']
     return CPUDistributedError(
         f'the model uses SyncBN ({", ".join(where)}), which needs CUDA and '
@@ -280,54 +214,3 @@ def prepare_cpu_distributed(cfg) -> bool:
         # (for default device_ids it then does not use)
         os.environ.setdefault('LOCAL_RANK', '0')
     return True
-
-
-# --------------------------------------------------------------------------
-# 3. All-or-nothing writes of local files (checkpoints)
-# --------------------------------------------------------------------------
-def _create_temp(directory: str, prefix: str):
-    """A new file ``<prefix><random>.tmp`` in ``directory``, opened for
-    writing with the permissions ``open()`` gives (0o666 less the umask;
-    ``tempfile.mkstemp`` would make it 0o600, and the checkpoint with it)."""
-    for _ in range(100):
-        path = osp.join(directory, f'{prefix}{secrets.token_hex(6)}.tmp')
-        try:
-            return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL,
-                           0o666), path
-        except FileExistsError:
-            continue
-    raise FileExistsError(f'no free temporary file name in {directory}')
-
-
-def atomic_write(data: bytes, filepath: str) -> None:
-    """Write ``data`` to ``filepath`` so it is never seen half-written."""
-    directory = osp.dirname(osp.abspath(filepath))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = _create_temp(directory, f'.{osp.basename(filepath)}.')
-    try:
-        with os.fdopen(fd, 'wb') as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, filepath)
-    except BaseException:
-        if osp.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
-class AtomicLocalBackend(LocalBackend):
-    """mmengine's local backend with all-or-nothing writes."""
-
-    def put(self, obj: bytes, filepath) -> None:
-        atomic_write(obj, str(filepath))
-
-    def put_text(self, obj: str, filepath, encoding: str = 'utf-8') -> None:
-        atomic_write(obj.encode(encoding), str(filepath))
-
-
-register_backend('local', AtomicLocalBackend, force=True, prefixes='')
-# backend instances made before this import would still write in place
-for _key, _backend in list(_fileio.backend_instances.items()):
-    if type(_backend) is LocalBackend:
-        del _fileio.backend_instances[_key]

@@ -11,8 +11,9 @@ from mmbcn.analysis.model_benchmark import (format_model_table,
                                             random_det_batch,
                                             random_seg_batch, summarize,
                                             time_rounds)
+from repo import REPO
 
-ROOT = osp.abspath(osp.join(osp.dirname(__file__), '..'))
+ROOT = REPO
 CONFIGS = osp.join(ROOT, 'configs')
 
 

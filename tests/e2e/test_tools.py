@@ -20,8 +20,8 @@ from mmengine.runner import CheckpointLoader
 
 from mmbcn import apis
 from mmbcn.schemes import scheme_names
+from repo import REPO
 
-REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 TOOLS = osp.join(REPO, 'tools')
 TIMEOUT = 300
 

@@ -22,8 +22,8 @@ from mmbcn.analysis.singularity_report import (assign_labels, find_sources,
                                                read_work_dir)
 from test_tools import SEG_CONFIG, cli_options, data_options
 from tiny_runner import make_runner
+from repo import REPO
 
-REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 TOOL = osp.join(REPO, 'tools', 'analysis', 'singularity.py')
 
 

@@ -14,6 +14,7 @@ from mmbcn.deploy import (build_model, fold_bcn, fold_norm, fold_ws,
                           save_folded)
 from mmbcn.deploy.checkpoint import state_dict_mismatch
 from mmbcn.schemes import apply_scheme
+from repo import REPO
 
 MASK_RCNN = 'mmdet::mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py'
 DEEPLABV3 = 'mmseg::deeplabv3/deeplabv3_r50-d8_4xb4-20k_voc12aug-512x512.py'
@@ -26,7 +27,7 @@ model = dict(
     decode_head=dict(in_channels=512, channels=64, num_classes=5),
     auxiliary_head=dict(in_channels=256, channels=32, num_classes=5))
 """
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+ROOT = REPO
 TOL = 1e-4
 
 

@@ -25,8 +25,8 @@ from mmengine.runner import Runner
 
 from mmbcn.analysis.collect import collect, sort_rows, summarize
 from tiny_runner import TinyNet
+from repo import REPO
 
-REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 TOOL = osp.join(REPO, 'tools', 'analysis', 'collect_results.py')
 
 # scheme -> [(seed, mIoU, BCN groups forced dead)]

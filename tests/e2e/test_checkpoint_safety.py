@@ -5,9 +5,11 @@ import subprocess
 import sys
 import time
 
+import torch
 from mmengine.fileio import get_file_backend
 
 from mmbcn.compat import AtomicLocalBackend
+from repo import TESTS
 
 WRITER = r'''
 import sys
@@ -80,7 +82,7 @@ def test_run_killed_while_saving_resumes_from_last_complete(tmp_path):
     work_dir = tmp_path / 'run'
     proc = subprocess.Popen(
         [sys.executable, '-c', TRAINER, str(work_dir),
-         os.path.dirname(os.path.abspath(__file__))],
+         TESTS],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.time() + 120

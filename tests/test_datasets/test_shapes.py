@@ -15,8 +15,9 @@ from pycocotools.coco import COCO
 from mmbcn.datasets import (SHAPES_CLASSES, ShapesDetDataset,
                             ShapesSegDataset, check_coco_annotation,
                             generate_shapes)
+from repo import REPO
 
-REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+REPO_ROOT = REPO
 NUM_CLASSES = len(SHAPES_CLASSES)
 SIZE = 64
 

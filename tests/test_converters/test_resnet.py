@@ -26,8 +26,8 @@ from mmbcn.converters import (LayoutError, convert_bcn_ws_resnet,
                               ws_reparametrize)
 from mmbcn.converters.resnet import main
 from mmbcn.models.layers.ws_conv import standardize_weight
+from repo import REPO
 
-REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 EPS = 1e-5
 BASE = 8      # stem / base channels of the tiny ResNets
 GROUPS = 4    # BCN / GN groups (the channel counts 8 .. 256 divide by 4)

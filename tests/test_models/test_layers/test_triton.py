@@ -14,16 +14,16 @@ import torch
 
 from mmbcn.models.functional.bcn_triton import (MAX_BLOCK, can_use_triton,
                                                 has_triton)
+from repo import TESTS
 from triton_cases import FUNCTIONAL_CASES, LAYER_CASES
 
-HERE = osp.dirname(osp.abspath(__file__))
 
 
 @pytest.mark.skipif(not has_triton(), reason='needs the triton package')
 def test_triton_kernels_match_torch_in_the_interpreter():
     env = dict(os.environ, TRITON_INTERPRET='1', OMP_NUM_THREADS='1')
     proc = subprocess.run(
-        [sys.executable, osp.join(HERE, 'triton_cases.py')], env=env,
+        [sys.executable, osp.join(TESTS, 'triton_cases.py')], env=env,
         capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
     lines = proc.stdout.splitlines()

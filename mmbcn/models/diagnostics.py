@@ -27,6 +27,8 @@ from typing import Dict, Iterable, List, Optional
 import torch
 import torch.nn as nn
 
+from .layers.norm_types import NORM_TYPES
+
 
 @dataclass
 class LayerStats:
@@ -68,7 +70,6 @@ class SingularityProbe:
     def __init__(self, model: nn.Module, norm_types: Optional[tuple] = None,
                  dead_threshold: float = 0.01, near_threshold: float = -2.0):
         if norm_types is None:
-            from ..engine.norm_only import NORM_TYPES
             norm_types = NORM_TYPES
         self.layers = [(n, m) for n, m in model.named_modules()
                        if isinstance(m, norm_types)]

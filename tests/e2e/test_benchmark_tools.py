@@ -6,8 +6,9 @@ import os.path as osp
 import re
 import subprocess
 import sys
+from repo import REPO
 
-ROOT = osp.abspath(osp.join(osp.dirname(__file__), '..'))
+ROOT = REPO
 
 
 def run_tool(script, *args):
