@@ -240,8 +240,12 @@ TRAINED = {}
 def test_config_conventions(config):
     cfg = load(config)
     assert cfg.get('norm_scheme') is not None, 'no norm_scheme'
-    assert cfg.custom_imports == dict(imports=['mmbcn'],
-                                      allow_failed_imports=False)
+    # mmbcn's layers, and the shapes dataset of the config's toolbox
+    shapes = {'mmdet': ['mmbcn.datasets.shapes_det'],
+              'mmseg': ['mmbcn.datasets.shapes_seg']}[cfg.default_scope]
+    assert cfg.custom_imports == dict(
+        imports=['mmbcn'] + (shapes if config.startswith('shapes/') else []),
+        allow_failed_imports=False)
     gpus, per_gpu = names_batch(config)
     assert cfg.auto_scale_lr.base_batch_size == gpus * per_gpu
     assert cfg.auto_scale_lr.enable is False

@@ -19,17 +19,13 @@ import os.path as osp
 import sys
 import time
 
-try:
-    import mmbcn  # noqa: F401
-except ImportError:  # a checkout that is not installed
-    sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-from mmbcn.analysis.collect import plot_runs, summarize
-from mmbcn.analysis.results import markdown_table
 from mmbcn.datasets import generate_shapes
-from mmbcn.experiments import (COMPARE_SCHEMES, DEMO_COLUMNS, DEMO_SCHEMES,
-                               demo_rows, plan_runs, run_matrix,
-                               shapes_configs)
+from mmbcn.reports.collect import plot_runs, summarize
+from mmbcn.reports.tables import markdown_table
 from mmbcn.schemes import scheme_names
+
+from experiments import (COMPARE_SCHEMES, DEMO_COLUMNS, DEMO_SCHEMES,
+                         demo_rows, plan_runs, run_matrix, shapes_configs)
 
 DATA_ROOT = 'data/shapes'
 

@@ -14,14 +14,11 @@ import os
 import os.path as osp
 import sys
 
-try:
-    import mmbcn  # noqa: F401
-except ImportError:  # a checkout that is not installed
-    sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-from mmbcn.analysis.collect import (plot_runs, sort_rows, summarize,
+from mmbcn.reports.collect import (plot_runs, sort_rows, summarize,
                                     to_markdown, write_csv)
-from mmbcn.experiments import plan_runs, run_matrix
 from mmbcn.schemes import scheme_names
+
+from experiments import plan_runs, run_matrix
 
 
 def parse_args(argv=None):

@@ -10,14 +10,7 @@ The work is done by :mod:`mmbcn.apis` (``load_config`` and ``train``).
 """
 import argparse
 import os
-import os.path as osp
-import sys
 
-try:
-    import mmbcn  # noqa: F401  (registers mmbcn's layers and datasets)
-except ImportError:  # run from a source checkout without installing mmbcn
-    sys.path.insert(0, osp.abspath(osp.join(osp.dirname(__file__), '..')))
-    import mmbcn  # noqa: F401
 from mmengine.config import DictAction
 
 from mmbcn.apis import LAUNCHERS, load_config, train

@@ -3,13 +3,15 @@
 :mod:`mmbcn.converters.resnet` turns ImageNet WS ResNets (the BCN authors'
 BCN+WS nets, mmdet's GN+WS nets) into checkpoints of mmdet's / mmseg's
 ``ResNet`` built with the ``'bcn-ws'`` / ``'gn-ws'`` schemes; the command
-lines are ``tools/model_converters/{bcn_ws,gn_ws}_resnet_to_mmdet.py``.
+lines are ``tools/model_converters/{bcn_ws,gn_ws}_resnet_to_mmdet.py``;
+:mod:`mmbcn.converters.ws` holds the exact re-parametrization between the
+Weight Standardization semantics of the sources and mmbcn's ``WSConv2d``.
 """
-from .resnet import (SOURCES, WS_SEMANTICS, ConversionResult, LayoutError,
+from .resnet import (SOURCES, ConversionResult, LayoutError,
                      convert_bcn_ws_resnet, convert_gn_ws_resnet,
                      convert_resnet, detect_source, extract_state_dict,
-                     load_source, save_converted, ws_rescale_factor,
-                     ws_reparametrize)
+                     load_source, save_converted)
+from .ws import WS_SEMANTICS, ws_rescale_factor, ws_reparametrize
 
 __all__ = [
     'SOURCES', 'WS_SEMANTICS', 'ConversionResult', 'LayoutError',

@@ -26,40 +26,16 @@ Both targets are the torchvision-style ResNet (plain 7x7 stem, stride on the
 ``prefix='backbone.'`` they are a detector's / segmentor's keys, for
 ``load_from``.
 
-Weight Standardization: what a WS conv computes depends only on the
-standardized weight, and the sources standardize differently from mmbcn's
-default (``WS_SEMANTICS``): the BCN authors' ImageNet code divides by
-``sqrt(var_unbiased + eps)`` (torch's ``Tensor.var`` is unbiased), mmcv's
-``ConvWS`` by ``std_unbiased + eps``; mmbcn's ``eps_mode='var'`` by
-``sqrt(var_biased + eps)``. Loading the stored weights unchanged into
-``eps_mode='var'`` scales every standardized filter by about
-``sqrt(n / (n - 1))`` (n: the filter's fan-in; 0.3 % for the 7x7 stem, 0.8 %
-for a 64-input 1x1) plus the eps effect, which BCN's fixed batch statistics
-do not absorb (in the tests the features then differ by far more than
-1e-4). The converter therefore stores each filter ``W`` as
-``W' = k (W - mean(W))``, with the one factor ``k`` for which the target
-standardization of ``W'`` equals the source standardization of ``W``
-exactly (a WS conv ignores the filter's mean; centering only spares float32
-rounding):
-
-    target 'var':  k = sqrt(eps_t / (D^2 - var_b(W)))
-    target 'std':  k = eps_t / (D - std_u(W))
-
-with ``D`` the source's denominator. For target ``'var'`` a solution exists
-for every source (a standardized filter has biased variance < 1); for
-target ``'std'`` it exists for the ``'std'`` and ``'var-unbiased'`` sources.
-The gaps are computed in float64 in closed forms without cancellation, so
-the converted network reproduces the source's features to float32 rounding.
-Where source and target semantics agree the weights are copied unchanged
-(``eps_mode='std'`` for the GN+WS source: bit-identical weights).
+Weight Standardization: the sources standardize their filters differently
+from mmbcn's default; :mod:`mmbcn.converters.ws` re-parametrizes each
+filter so that the converted network computes exactly what the source
+computed.
 """
-import argparse
 import io
 import math
 import os
 import pickle
 import re
-import sys
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Dict, List, Mapping, Optional, Sequence, Union
@@ -67,17 +43,9 @@ from typing import Dict, List, Mapping, Optional, Sequence, Union
 import torch
 from torch import Tensor
 
+from .ws import TARGET_EPS_MODES, WS_SEMANTICS, ws_reparametrize
+
 SOURCES = ('bcn-ws', 'gn-ws')
-TARGET_EPS_MODES = ('var', 'std')
-WS_SEMANTICS = {
-    'var': 'biased variance, eps inside the root: (W - mean) / '
-           "sqrt(var + eps) (mmbcn WSConv2d eps_mode='var')",
-    'var-unbiased': 'unbiased variance, eps inside the root: (W - mean) / '
-                    "sqrt(var_unbiased + eps) (the BCN authors' ImageNet "
-                    'code)',
-    'std': 'unbiased std, eps outside the root: (W - mean) / (std + eps) '
-           "(mmcv ConvWS; mmbcn WSConv2d eps_mode='std')",
-}
 #: How each source's WS convs standardized their weights.
 SOURCE_WS = {'bcn-ws': 'var-unbiased', 'gn-ws': 'std'}
 SOURCE_NAMES = {
@@ -225,77 +193,6 @@ def _describe(state_dict: Mapping) -> str:
     if 'stem.0.weight' in state_dict or 'conv1.0.weight' in state_dict:
         return 'it looks like a deep-stem ResNet (ResNetV1c/d), not supported'
     return 'its keys match neither supported layout'
-
-
-# --------------------------------------------------------------------------
-# Weight Standardization semantics
-# --------------------------------------------------------------------------
-def ws_rescale_factor(weight: Tensor, source: str, target: str = 'var',
-                      source_eps: float = 1e-5,
-                      target_eps: float = 1e-5) -> Tensor:
-    """Per-filter factors ``k`` (float64, shape (C_out,)) such that the
-    ``target`` standardization of ``k * weight`` equals the ``source``
-    standardization of ``weight`` (see the module docstring).
-
-    ``source``: a key of :data:`WS_SEMANTICS`; ``target``: ``'var'`` or
-    ``'std'`` (mmbcn ``WSConv2d`` eps modes).
-    """
-    if source not in WS_SEMANTICS:
-        raise ValueError(f'source WS semantics {source!r} is not valid; '
-                         f'choose one of {tuple(WS_SEMANTICS)}')
-    if target not in TARGET_EPS_MODES:
-        raise ValueError(f'target eps_mode {target!r} is not valid; choose '
-                         f'one of {TARGET_EPS_MODES}')
-    flat = weight.detach().to(torch.float64).reshape(weight.shape[0], -1)
-    n = flat.shape[1]
-    if n < 2 and (source != 'var' or target != 'var'):
-        raise ValueError(f'a filter of fan-in {n} has no unbiased variance')
-    dev = flat - flat.mean(1, keepdim=True)
-    var_b = dev.pow(2).sum(1) / n
-    extra = var_b / (n - 1) if n > 1 else torch.zeros_like(var_b)
-    var_u = var_b + extra                       # unbiased variance
-    es, et = float(source_eps), float(target_eps)
-    if target == 'var':
-        # gap = D^2 - var_b, D the source denominator
-        if source == 'var':
-            gap = torch.full_like(var_b, es)
-        elif source == 'var-unbiased':
-            gap = extra + es
-        else:  # (std_u + eps)^2 - var_b
-            gap = extra + 2 * es * var_u.sqrt() + es * es
-        return (et / gap).sqrt()
-    # target 'std': gap = D - std_u
-    if source == 'std':
-        gap = torch.full_like(var_b, es)
-    elif source == 'var-unbiased':
-        gap = es / ((var_u + es).sqrt() + var_u.sqrt())
-    else:  # sqrt(var_b + eps) - sqrt(var_u)
-        gap = (es - extra) / ((var_b + es).sqrt() + var_u.sqrt())
-        if bool((gap <= 0).any()):
-            raise ValueError(
-                "eps_mode='std' cannot reproduce these weights: some "
-                "standardized filters have unbiased std >= 1, which "
-                "(W - mean) / (std + eps) never gives; use eps_mode='var'")
-    return et / gap
-
-
-def ws_reparametrize(weight: Tensor, source: str, target: str = 'var',
-                     source_eps: float = 1e-5,
-                     target_eps: float = 1e-5) -> Tensor:
-    """``k * (weight - mean)`` per filter (:func:`ws_rescale_factor`), so
-    that a ``WSConv2d`` with ``eps_mode=target`` computes what the source's
-    WS conv computed; the unchanged weight (a copy) where the semantics
-    agree."""
-    if source == target and source_eps == target_eps:
-        return weight.detach().clone()
-    k = ws_rescale_factor(weight, source, target, source_eps, target_eps)
-    shape = (-1, ) + (1, ) * (weight.dim() - 1)
-    w = weight.detach().to(torch.float64)
-    w = w - w.reshape(w.shape[0], -1).mean(1).view(shape)
-    out = w * k.view(shape)
-    if not bool(torch.isfinite(out).all()):
-        raise ValueError('WS re-parametrization gave non-finite weights')
-    return out.to(weight.dtype)
 
 
 # --------------------------------------------------------------------------
@@ -606,71 +503,3 @@ def config_hint(meta: Mapping, checkpoint: str) -> str:
         lines.append("model.backbone.init_cfg = dict(type='Pretrained', "
                      f"checkpoint='{checkpoint}')")
     return '\n'.join(lines)
-
-
-def main(argv: Optional[Sequence[str]] = None,
-         source: Optional[str] = None) -> int:
-    """Command line; ``source`` fixes the source (no ``--source``)."""
-    what = SOURCE_NAMES.get(source, 'an ImageNet WS ResNet')
-    parser = argparse.ArgumentParser(
-        description=f'Convert {what} into an mmdet / mmseg ResNet checkpoint'
-        ' (mmbcn WSConv2d + ' + {'bcn-ws': 'BCN', 'gn-ws': 'GN'}.get(
-            source, 'BCN or GN') + '); fc.* is dropped.')
-    parser.add_argument('src', help='source checkpoint')
-    parser.add_argument('dst', help='converted checkpoint to write')
-    if source is None:
-        parser.add_argument('--source', choices=('auto', ) + SOURCES,
-                            default='auto', help='source layout')
-    parser.add_argument(
-        '--eps-mode', choices=TARGET_EPS_MODES, default='var',
-        help="target WSConv2d eps_mode; 'var' (mmbcn's default) rescales "
-        "the filters to reproduce the source's standardized weights, 'std' "
-        "keeps mmcv ConvWS semantics (GN+WS weights unchanged)")
-    parser.add_argument('--source-ws', choices=tuple(WS_SEMANTICS),
-                        default=None,
-                        help='WS semantics the source was trained with '
-                        '(default: var-unbiased for bcn-ws, std for gn-ws)')
-    parser.add_argument('--source-eps', type=float, default=1e-5)
-    parser.add_argument('--eps', type=float, default=1e-5,
-                        help='target WSConv2d eps')
-    if source != 'gn-ws':
-        parser.add_argument(
-            '--update-rate', type=float, default=0.01,
-            help='BCN update_rate buffer to store (bcn-ws); 0 leaves it out')
-    if source != 'bcn-ws':
-        parser.add_argument(
-            '--num-groups', type=int, default=32,
-            help='GN groups of the gn-ws source (for the config hint)')
-    parser.add_argument('--prefix', default='',
-                        help="key prefix, e.g. 'backbone.' for load_from")
-    parser.add_argument('--trust-source', action='store_true',
-                        help='unpickle the source without the weights-only '
-                        'restriction (trusted files only)')
-    args = parser.parse_args(argv)
-    src_kind = source or args.source
-    rate = getattr(args, 'update_rate', None)
-    if src_kind == 'gn-ws':
-        rate = None
-    try:
-        result = convert_resnet(
-            args.src, source=src_kind, eps_mode=args.eps_mode,
-            source_ws=args.source_ws, source_eps=args.source_eps,
-            target_eps=args.eps, update_rate=rate or None,
-            num_groups=getattr(args, 'num_groups', 32), prefix=args.prefix,
-            trust=args.trust_source)
-    except (LayoutError, ValueError, FileNotFoundError) as err:
-        print(f'error: {err}', file=sys.stderr)
-        return 1
-    save_converted(result, args.dst)
-    meta = result.meta
-    print(f"{args.src} ({SOURCE_NAMES[meta['source']]}) -> {args.dst}: "
-          f'{len(result.state_dict)} tensors')
-    print(f'dropped {len(result.dropped)} keys: {result.dropped}')
-    for note in meta['notes']:
-        print(f'note: {note}')
-    print(config_hint(meta, args.dst))
-    return 0
-
-
-if __name__ == '__main__':
-    sys.exit(main())

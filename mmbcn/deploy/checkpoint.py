@@ -37,6 +37,7 @@ from mmengine.config import Config, ConfigDict
 from ..apis.model import build_model
 from ..models.layers.bcn import BCN
 from ..models.layers.ws_conv import WSConv2d
+from .onnx import tensor_forward
 
 __all__ = ['folded_config', 'config_path',
            'state_dict_mismatch', 'save_folded', 'load_folded',
@@ -173,7 +174,6 @@ def output_errors(model: nn.Module, other: nn.Module,
     of two models (see :func:`mmbcn.deploy.onnx.tensor_forward`) on
     ``inputs``; relative: each output's difference divided by its largest
     magnitude in ``model``."""
-    from .onnx import tensor_forward
     a, b = tensor_forward(model)(inputs), tensor_forward(other)(inputs)
     a = [a] if isinstance(a, torch.Tensor) else list(a)
     b = [b] if isinstance(b, torch.Tensor) else list(b)

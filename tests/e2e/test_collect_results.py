@@ -23,7 +23,7 @@ from mmengine.config import Config
 from mmengine.evaluator import BaseMetric, Evaluator
 from mmengine.runner import Runner
 
-from mmbcn.analysis.collect import collect, sort_rows, summarize
+from mmbcn.reports.collect import collect, sort_rows, summarize
 from tiny_runner import TinyNet
 from repo import REPO
 

@@ -16,7 +16,7 @@ from matplotlib.image import imread
 from mmengine.runner import load_checkpoint
 
 from mmbcn import apis
-from mmbcn.analysis.singularity_report import (assign_labels, find_sources,
+from mmbcn.reports.singularity import (assign_labels, find_sources,
                                                layer_key, measure_checkpoint,
                                                measure_model, read_log,
                                                read_work_dir)

@@ -6,11 +6,10 @@ import sys
 import pytest
 import torch
 
-from mmbcn.analysis.model_benchmark import (format_model_table,
-                                            model_config_path,
-                                            random_det_batch,
-                                            random_seg_batch, summarize,
-                                            time_rounds)
+from mmbcn.benchmark.model import (finite_loss, format_model_table,
+                                   model_config_path, random_det_batch,
+                                   random_seg_batch, summarize)
+from mmbcn.benchmark.timing import time_rounds
 from repo import REPO
 
 ROOT = REPO
@@ -49,19 +48,7 @@ def test_random_batches_are_valid_and_repeatable():
     assert label.shape == (1, 64, 64) and int(label.max()) > 0
 
 
-def test_time_rounds_and_table():
-    calls = []
-
-    def step(name):
-        def run(seed):
-            calls.append((name, seed))
-            return 1.0
-        return run
-
-    times = time_rounds([step('a'), step('b')], repeats=3, warmup=1)
-    assert [len(t) for t in times] == [3, 3]
-    # warm-up, then a b, b a, a b
-    assert [c[0] for c in calls] == ['a', 'b', 'a', 'b', 'b', 'a', 'a', 'b']
+def test_summary_table_and_finite_check():
     rows = summarize('m', 1, 64, ['a', 'b'], [[1., 2., 3.], [2., 4., 6.]])
     assert rows[1].ratio == 2.0 and rows[0].median_ms == 2000.
     table = format_model_table(rows, 'a')
@@ -71,7 +58,7 @@ def test_time_rounds_and_table():
         return float('nan')
 
     with pytest.raises(FloatingPointError, match='non-finite loss'):
-        time_rounds([bad], repeats=3, warmup=0)
+        time_rounds([bad], repeats=3, warmup=0, check=finite_loss)
 
 
 @pytest.mark.parametrize('args, words', [

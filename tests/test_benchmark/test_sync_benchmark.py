@@ -12,7 +12,8 @@ import torch.nn as nn
 from torch.distributed.algorithms.ddp_comm_hooks import default_hooks
 
 from mmbcn import BCN
-from mmbcn.analysis.benchmark_sync import (caller_category,
+from mmbcn.reports.tables import MISSING
+from mmbcn.benchmark.sync import (caller_category,
                                            count_collectives, estimate_shift,
                                            format_table, summarize)
 from mmbcn.distributed import flush_deferred
@@ -109,4 +110,4 @@ def test_summary_against_layer():
     assert table.startswith('header\n\n| sync |')
     assert '| deferred | 1 | 2 | 0 | 0.600 | 0.50 | 0.2000 / 0.3000 |' \
         in table
-    assert '| layer | 1 | 2 | 0 | 1.000 | 1.00 | - |' in table
+    assert f'| layer | 1 | 2 | 0 | 1.000 | 1.00 | {MISSING} |' in table

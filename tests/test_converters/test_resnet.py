@@ -24,7 +24,6 @@ from mmbcn import apply_scheme
 from mmbcn.converters import (LayoutError, convert_bcn_ws_resnet,
                               convert_gn_ws_resnet, convert_resnet,
                               ws_reparametrize)
-from mmbcn.converters.resnet import main
 from mmbcn.models.layers.ws_conv import standardize_weight
 from repo import REPO
 
@@ -371,7 +370,7 @@ def test_wrapped_module_prefixed_checkpoint(tmp_path):
     assert not any(k.endswith('update_rate') for k in result.state_dict)
 
 
-def test_unrecognized_layouts_are_clear_errors(tmp_path, capsys):
+def test_unrecognized_layouts_are_clear_errors(tmp_path):
     bcn = make_source('bcn-ws', 18)
     gn = make_source('gn-ws', 18)
     # a BatchNorm ResNet (torchvision)
@@ -406,8 +405,13 @@ def test_unrecognized_layouts_are_clear_errors(tmp_path, capsys):
     # the command line reports it and fails
     src = tmp_path / 'gn.pth'
     torch.save(gn, src)
-    assert main([str(src), str(tmp_path / 'out.pth')], source='bcn-ws') == 1
-    assert 'error: not the BCN authors' in capsys.readouterr().err
+    proc = subprocess.run(
+        [sys.executable, osp.join(REPO, 'tools', 'model_converters',
+                                  'bcn_ws_resnet_to_mmdet.py'),
+         str(src), str(tmp_path / 'out.pth')], capture_output=True,
+        text=True, timeout=120)
+    assert proc.returncode == 1
+    assert 'error: not the BCN authors' in proc.stderr
     assert not (tmp_path / 'out.pth').exists()
 
 

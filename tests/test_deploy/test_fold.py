@@ -9,9 +9,9 @@ from mmcv.cnn import ConvModule
 from mmengine.config import Config
 
 from mmbcn import BCN, WSConv2d
-from mmbcn.deploy import (build_model, fold_bcn, fold_norm, fold_ws,
-                          folded_config, load_folded, max_output_error,
-                          save_folded)
+from mmbcn.apis import build_model
+from mmbcn.deploy import (fold_bcn, fold_norm, fold_ws, folded_config,
+                          load_folded, max_output_error, save_folded)
 from mmbcn.deploy.checkpoint import state_dict_mismatch
 from mmbcn.schemes import apply_scheme
 from repo import REPO

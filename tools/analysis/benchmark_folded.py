@@ -21,19 +21,13 @@ wait on a descheduled sibling make multi-threaded timings erratic.
 import argparse
 import os.path as osp
 import statistics
-import sys
 import tempfile
-import time
 
-try:
-    import mmbcn  # noqa: F401  (registers mmbcn's layers)
-except ImportError:  # run from a source checkout without installing mmbcn
-    sys.path.insert(0, osp.abspath(osp.join(osp.dirname(__file__), '../..')))
-    import mmbcn  # noqa: F401
 import torch
 from mmengine.config import Config
 
-from mmbcn.analysis.benchmark import emit_report
+from mmbcn.benchmark.timing import ratio_stats, time_rounds
+from mmbcn.reports.tables import emit_report
 from mmbcn.apis import build_model
 from mmbcn.deploy import fold_norm, output_errors
 from mmbcn.deploy.onnx import tensor_forward
@@ -82,22 +76,6 @@ def build(name: str, scheme: dict) -> torch.nn.Module:
     return build_model(cfg)
 
 
-def time_alternating(fns, repeats: int):
-    """Seconds per call of every fn, ``repeats`` rounds, the order of the
-    fns reversed every other round (after two warm-up calls each)."""
-    for fn in fns:
-        fn()
-        fn()
-    times = [[] for _ in fns]
-    for i in range(repeats):
-        order = range(len(fns)) if i % 2 == 0 else reversed(range(len(fns)))
-        for j in order:
-            start = time.perf_counter()
-            fns[j]()
-            times[j].append(time.perf_counter() - start)
-    return times
-
-
 def main():
     args = parse_args()
     if args.threads:
@@ -120,16 +98,14 @@ def main():
         abs_error, rel_error = output_errors(bcn_ws, runs['folded'], x)
         fns = []
         for model in runs.values():
-            def run(f=tensor_forward(model)):
+            def run(_round, f=tensor_forward(model)):
                 with torch.inference_mode():
                     f(x)
             fns.append(run)
-        times = dict(zip(runs, time_alternating(fns, args.repeats)))
+        times = dict(zip(runs, time_rounds(fns, args.repeats, warmup=2)))
         ms = {k: statistics.median(v) * 1e3 for k, v in times.items()}
-        ratios = {k: [t / b for t, b in zip(v, times['gn'])]
-                  for k, v in times.items()}
-        ratio = {k: statistics.median(v) for k, v in ratios.items()}
-        q1, _, q3 = statistics.quantiles(ratios['folded'], n=4)
+        ratio = {k: ratio_stats(v, times['gn'])[0] for k, v in times.items()}
+        _, q1, q3 = ratio_stats(times['folded'], times['gn'])
         unfolded = (f"{ms['unfolded']:.1f} | {ratio['unfolded']:.3f}"
                     if 'unfolded' in ms else '- | -')
         lines.append(f"| {name} | {ms['gn']:.1f} | {ms['folded']:.1f} | "

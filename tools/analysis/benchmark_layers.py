@@ -12,10 +12,10 @@ import torch.nn as nn
 from mmcv.cnn.bricks.conv_ws import ConvWS2d
 
 from mmbcn import BCN, WSConv2d
-from mmbcn.analysis.benchmark import (compare_layers, emit_report,
-                                      format_markdown,
-                                      resnet50_fpn_conv_shapes,
-                                      resnet50_fpn_norm_shapes)
+from mmbcn.benchmark.layers import (compare_layers, format_markdown,
+                                    resnet50_fpn_conv_shapes,
+                                    resnet50_fpn_norm_shapes)
+from mmbcn.reports.tables import emit_report
 
 
 def parse_args():

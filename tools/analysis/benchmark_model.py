@@ -9,22 +9,17 @@ the median iteration time of each scheme and its ratio to the first.
         [--out FILE]
 
 The schemes run in alternating rounds in one process (see
-:mod:`mmbcn.analysis.model_benchmark`). On a machine other jobs share, use
+:mod:`mmbcn.benchmark.model`). On a machine other jobs share, use
 ``--threads 1``.
 """
 import argparse
 import os.path as osp
 import sys
 
-try:
-    import mmbcn  # noqa: F401  (registers mmbcn's layers)
-except ImportError:  # run from a source checkout without installing mmbcn
-    sys.path.insert(0, osp.abspath(osp.join(osp.dirname(__file__), '../..')))
-    import mmbcn  # noqa: F401
 import torch
 
-from mmbcn.analysis.benchmark import emit_report
-from mmbcn.analysis.model_benchmark import (MODEL_CONFIGS, MODEL_SCHEMES,
+from mmbcn.reports.tables import emit_report
+from mmbcn.benchmark.model import (MODEL_CONFIGS, MODEL_SCHEMES,
                                             benchmark_model,
                                             format_model_table)
 

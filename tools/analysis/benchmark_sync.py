@@ -8,7 +8,7 @@ per iteration, median s/iter, and the effect of 'deferred''s one-step lag
         [--config CONFIG] [--data-root DIR] [--out FILE]
 
 Without --data-root a small shapes dataset is generated in a temporary
-directory. The work is done by :mod:`mmbcn.analysis.benchmark_sync`.
+directory. The work is done by :mod:`mmbcn.benchmark.sync`.
 """
 import argparse
 import os.path as osp
@@ -16,15 +16,10 @@ import shlex
 import sys
 import tempfile
 
-try:
-    import mmbcn  # noqa: F401  (registers mmbcn's layers and datasets)
-except ImportError:  # run from a source checkout without installing mmbcn
-    sys.path.insert(0, osp.abspath(osp.join(osp.dirname(__file__), '../..')))
-    import mmbcn  # noqa: F401
 import torch
 
-from mmbcn.analysis.benchmark import emit_report
-from mmbcn.analysis.benchmark_sync import (SYNC_MODES, benchmark_sync,
+from mmbcn.reports.tables import emit_report
+from mmbcn.benchmark.sync import (SYNC_MODES, benchmark_sync,
                                            format_table, summarize)
 from mmbcn.datasets import generate_shapes
 

@@ -15,12 +15,7 @@ import os
 import os.path as osp
 import sys
 
-try:
-    import mmbcn  # noqa: F401
-except ImportError:  # a checkout that is not installed
-    sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(
-        osp.abspath(__file__)))))
-from mmbcn.analysis.collect import (collect, plot_runs, sort_rows,
+from mmbcn.reports.collect import (collect, plot_runs, sort_rows,
                                     summarize, to_markdown, write_csv)
 
 

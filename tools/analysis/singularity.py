@@ -18,14 +18,9 @@ import argparse
 import os.path as osp
 import sys
 
-try:
-    import mmbcn  # noqa: F401
-except ImportError:  # a checkout that is not installed
-    sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(
-        osp.abspath(__file__)))))
 from mmengine.config import DictAction
 
-from mmbcn.analysis.singularity_report import (MODES, assign_labels,
+from mmbcn.reports.singularity import (MODES, assign_labels,
                                                find_sources,
                                                measure_checkpoint,
                                                read_work_dir, to_markdown,

@@ -7,14 +7,9 @@ Example::
 See :mod:`mmbcn.datasets.shapes` for the layout that is written.
 """
 import argparse
-import os.path as osp
 import sys
 
-try:
-    from mmbcn.datasets.shapes import generate_shapes
-except ImportError:  # run from a source checkout without installing mmbcn
-    sys.path.insert(0, osp.abspath(osp.join(osp.dirname(__file__), '../..')))
-    from mmbcn.datasets.shapes import generate_shapes
+from mmbcn.datasets.shapes import generate_shapes
 
 
 def parse_args(argv=None):

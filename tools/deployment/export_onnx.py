@@ -11,14 +11,8 @@ decode-head logits, ``_forward``), checks the file with
 outputs with torch's. Needs ``pip install -r requirements/deploy.txt``.
 """
 import argparse
-import os.path as osp
 import sys
 
-try:
-    import mmbcn  # noqa: F401  (registers mmbcn's layers)
-except ImportError:  # run from a source checkout without installing mmbcn
-    sys.path.insert(0, osp.abspath(osp.join(osp.dirname(__file__), '../..')))
-    import mmbcn  # noqa: F401
 import torch
 from mmengine.config import DictAction
 

@@ -14,14 +14,8 @@ mmseg configs cannot express, and ``OUT`` holds the whole module
 ``mmbcn.deploy.load_folded(OUT)``). See :mod:`mmbcn.deploy.checkpoint`.
 """
 import argparse
-import os.path as osp
 import sys
 
-try:
-    import mmbcn  # noqa: F401  (registers mmbcn's layers)
-except ImportError:  # run from a source checkout without installing mmbcn
-    sys.path.insert(0, osp.abspath(osp.join(osp.dirname(__file__), '../..')))
-    import mmbcn  # noqa: F401
 import torch
 from mmengine.config import DictAction
 

@@ -27,11 +27,7 @@ import os.path as osp
 import sys
 import textwrap
 
-try:
-    from mmbcn.schemes import SCHEMES
-except ImportError:  # run from a source checkout without installing mmbcn
-    sys.path.insert(0, osp.abspath(osp.join(osp.dirname(__file__), '../..')))
-    from mmbcn.schemes import SCHEMES
+from mmbcn.schemes import SCHEMES
 
 REPO_ROOT = osp.abspath(osp.join(osp.dirname(__file__), '../..'))
 

@@ -6,14 +6,9 @@
 
 See :mod:`mmbcn.converters.resnet` for the layouts and the WS re-scaling.
 """
-import os.path as osp
 import sys
 
-try:
-    from mmbcn.converters.resnet import main
-except ImportError:  # run from a source checkout without installing mmbcn
-    sys.path.insert(0, osp.abspath(osp.join(osp.dirname(__file__), '../..')))
-    from mmbcn.converters.resnet import main
+from convert_ws_resnet import main
 
 if __name__ == '__main__':
     sys.exit(main(source='bcn-ws'))

@@ -10,14 +10,9 @@ WSConv2d reproduces ConvWS exactly; ``--eps-mode std`` keeps the weights
 unchanged for ``conv_cfg=dict(type='WSConv2d', eps_mode='std')``. See
 :mod:`mmbcn.converters.resnet`.
 """
-import os.path as osp
 import sys
 
-try:
-    from mmbcn.converters.resnet import main
-except ImportError:  # run from a source checkout without installing mmbcn
-    sys.path.insert(0, osp.abspath(osp.join(osp.dirname(__file__), '../..')))
-    from mmbcn.converters.resnet import main
+from convert_ws_resnet import main
 
 if __name__ == '__main__':
     sys.exit(main(source='gn-ws'))

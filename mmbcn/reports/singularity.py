@@ -29,9 +29,14 @@ from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
+from mmengine.config import Config
+from mmengine.model import is_model_wrapper
+from mmengine.runner import CheckpointLoader
 
-from .results import RunResult, config_dump, describe_config
+from .. import apis
 from ..models.diagnostics import LayerStats, SingularityProbe, aggregate
+from .results import RunResult, config_dump, describe_config
+from .tables import MISSING, markdown_table
 
 LOG_NAME = 'singularity.jsonl'
 FIELDS = ('iter', 'layer', 'channels', 'dead_fraction', 'near_fraction',
@@ -128,7 +133,6 @@ def read_work_dir(work_dir: str) -> SingularityRun:
     run.measurements = read_log(osp.join(work_dir, LOG_NAME))
     dump = config_dump(work_dir)
     if dump is not None:
-        from mmengine.config import Config
         _describe(run, Config.fromfile(dump),
                   osp.splitext(osp.basename(dump))[0])
     return run
@@ -220,7 +224,6 @@ def measure_model(model: nn.Module, batches: Iterable, mode: str = 'train',
 
 
 def load_checkpoint_file(path: str) -> dict:
-    from mmengine.runner import CheckpointLoader
     if '://' not in path and not osp.isfile(path):
         raise ValueError(f'checkpoint {path} does not exist')
     try:
@@ -240,7 +243,6 @@ def resolve_config(checkpoint_path: str, checkpoint: dict,
     """The config of a checkpoint: ``config`` if given, else the config
     dumped in the checkpoint's folder (its work dir), else the config text
     mmengine stores in ``meta['cfg']``. Returns ``(Config or path, name)``."""
-    from mmengine.config import Config
     if config is not None:
         return config, osp.splitext(osp.basename(config))[0]
     dump = config_dump(osp.dirname(osp.abspath(checkpoint_path)))
@@ -275,9 +277,6 @@ def measure_checkpoint(checkpoint_path: str, config: Optional[str] = None,
     load the weights and measure it on ``num_batches`` batches of the
     ``split`` dataloader (default: train for ``mode='train'``, val for
     ``'eval'``); loaded in the main process (``num_workers=0``)."""
-    from mmengine.model import is_model_wrapper
-
-    from .. import apis
     if mode not in MODES:
         raise ValueError(f'mode={mode!r} is not valid; choose from '
                          f'{", ".join(MODES)}')
@@ -391,10 +390,16 @@ def layer_key(name: str) -> str:
 
 def _num(value: float, digits: int = 3) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
-        return '–'
+        return MISSING
     if abs(value) >= 1e3:
         return f'{value:.3g}'
     return f'{value:.{digits}f}'
+
+
+def _nums(**digits) -> Dict[str, Callable[[dict], str]]:
+    """Table formats: each named column through :func:`_num`."""
+    return {c: (lambda row, c=c, d=d: _num(row[c], d))
+            for c, d in digits.items()}
 
 
 def summary_rows(runs: Sequence[SingularityRun]) -> List[dict]:
@@ -402,7 +407,8 @@ def summary_rows(runs: Sequence[SingularityRun]) -> List[dict]:
     for run in runs:
         agg = aggregate(run.final)
         rows.append(OrderedDict(
-            run=run.label, task=run.task or '–', scheme=run.scheme or '–',
+            run=run.label, task=run.task or MISSING,
+            scheme=run.scheme or MISSING,
             iter=run.final_iter, layers=agg['layers'],
             channels=sum(s.channels for s in run.final),
             dead_fraction=agg['dead_fraction'],
@@ -415,31 +421,31 @@ def to_markdown(runs: Sequence[SingularityRun], near_threshold: float = -2.0,
                 dead_threshold: float = 0.01) -> str:
     """Model-level table, then one per-layer table per run (final
     measurement)."""
+    headers = dict(dead_fraction='dead fraction',
+                   near_fraction='near fraction',
+                   mean_distance='mean distance',
+                   min_distance='min distance')
     lines = ['# Elimination singularities', '',
              f'Final measurement per run. dead: active on fewer than '
              f'{dead_threshold:g} of positions; near: standardized mean '
-             f'd < {near_threshold:g} (mmbcn/analysis/singularity.py). '
+             f'd < {near_threshold:g} (mmbcn/models/diagnostics.py). '
              'Fractions are channel-weighted over layers.', '',
-             '| run | task | scheme | iter | layers | channels | '
-             'dead fraction | near fraction | mean distance | source |',
-             '|---|---|---|---|---|---|---|---|---|---|']
-    for row in summary_rows(runs):
-        lines.append(
-            f"| {row['run']} | {row['task']} | {row['scheme']} | "
-            f"{row['iter']} | {row['layers']} | {row['channels']} | "
-            f"{_num(row['dead_fraction'])} | {_num(row['near_fraction'])} | "
-            f"{_num(row['mean_distance'], 2)} | {row['source']} |")
+             markdown_table(
+                 summary_rows(runs),
+                 ('run', 'task', 'scheme', 'iter', 'layers', 'channels',
+                  'dead_fraction', 'near_fraction', 'mean_distance',
+                  'source'), headers=headers,
+                 formats=_nums(dead_fraction=3, near_fraction=3,
+                               mean_distance=2))]
     for run in runs:
         lines += ['', f'## {run.label} ({run.task or "?"}, iter '
                   f'{run.final_iter})', '',
-                  '| layer | channels | dead fraction | near fraction | '
-                  'mean distance | min distance |',
-                  '|---|---|---|---|---|---|']
-        for s in run.final:
-            lines.append(
-                f'| {s.layer} | {s.channels} | {_num(s.dead_fraction)} | '
-                f'{_num(s.near_fraction)} | {_num(s.mean_distance, 2)} | '
-                f'{_num(s.min_distance, 2)} |')
+                  markdown_table(
+                      [s.as_dict() for s in run.final],
+                      ('layer', 'channels', 'dead_fraction', 'near_fraction',
+                       'mean_distance', 'min_distance'), headers=headers,
+                      formats=_nums(dead_fraction=3, near_fraction=3,
+                                    mean_distance=2, min_distance=2))]
     return '\n'.join(lines) + '\n'
 
 

@@ -170,21 +170,3 @@ def find_work_dirs(paths: Sequence[str]) -> List[str]:
             if sub != path and _launch_dirs(sub):
                 found.append(sub)
     return found
-
-
-def _fmt(value, digits=3):
-    if value is None:
-        return '–'
-    if isinstance(value, float):
-        return f'{value:.{digits}f}'
-    return str(value)
-
-
-def markdown_table(rows: Sequence[Dict[str, object]],
-                   columns: Sequence[str]) -> str:
-    lines = ['| ' + ' | '.join(columns) + ' |',
-             '|' + '|'.join('---' for _ in columns) + '|']
-    for row in rows:
-        lines.append('| ' + ' | '.join(_fmt(row.get(c)) for c in columns) +
-                     ' |')
-    return '\n'.join(lines)

@@ -9,14 +9,16 @@ the baseline scheme with the same task, model and backbone;
 fractions each run's SingularityHook logged (``singularity.jsonl``, see
 :mod:`mmbcn.models.diagnostics`).
 """
-import csv
 import math
 import os.path as osp
 import statistics
 from collections import OrderedDict
 from typing import Dict, List, Optional, Sequence
 
+from . import tables
 from .results import RunResult, find_work_dirs, read_run
+from .singularity import final_fractions
+from .tables import MISSING, markdown_table
 
 METRIC_COLUMNS = ('bbox mAP', 'bbox AP50', 'bbox AP75', 'segm mAP',
                   'segm AP50', 'segm AP75', 'mIoU', 'mAcc')
@@ -80,7 +82,6 @@ def summarize(runs: Sequence[RunResult], baseline: Optional[str] = None,
 
 
 def _add_singularity(row, members: Sequence[RunResult]) -> None:
-    from .singularity_report import final_fractions
     finals = [f for f in (final_fractions(m.work_dir) for m in members)
               if f is not None]
     for i, col in enumerate(SINGULARITY_COLUMNS):
@@ -124,7 +125,7 @@ def table_columns(rows) -> List[str]:
 def _cell(row, col) -> str:
     value = row.get(col)
     if value is None:
-        return '–'
+        return MISSING
     if isinstance(value, float):
         digits = 3 if col in ('sec/iter', ) + SINGULARITY_COLUMNS or \
             'AP' in col or col.startswith(('bbox', 'segm', 'Δ')) else 2
@@ -140,24 +141,15 @@ def _cell(row, col) -> str:
 
 def to_markdown(rows, columns=None) -> str:
     columns = columns or table_columns(rows)
-    lines = ['| ' + ' | '.join(columns) + ' |',
-             '|' + '|'.join('---' for _ in columns) + '|']
-    for row in rows:
-        lines.append('| ' + ' | '.join(_cell(row, c) for c in columns) +
-                     ' |')
-    return '\n'.join(lines)
+    return markdown_table(rows, columns, formats={
+        c: (lambda row, c=c: _cell(row, c)) for c in columns})
 
 
 def write_csv(rows, path: str, columns=None) -> None:
-    columns = columns or table_columns(rows)
+    columns = list(columns or table_columns(rows))
     std_cols = [f'{c} std' for c in columns if any(f'{c} std' in r
                                                    for r in rows)]
-    with open(path, 'w', newline='') as f:
-        writer = csv.writer(f)
-        writer.writerow(columns + std_cols)
-        for row in rows:
-            writer.writerow([row.get(c, '') if row.get(c) is not None else ''
-                             for c in columns + std_cols])
+    tables.write_csv(rows, path, columns + std_cols)
 
 
 def collect(paths: Sequence[str]) -> List[RunResult]:

@@ -1,18 +1,20 @@
 """Layer micro-benchmarks: time and activation memory against a baseline.
 
 Timings are taken interleaved (baseline, candidate, baseline, ...) in one
-process so that the ratio of each pair is measured under the same machine
+process (:func:`mmbcn.benchmark.timing.time_rounds`) so that the ratio of each pair is measured under the same machine
 conditions; the reported ratio is the median of the per-pair ratios.
 Memory is the size of the tensors autograd saves for backward (the extra
 activation memory a layer costs during training).
 """
 import statistics
-import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Callable, Dict, List, Sequence, Tuple
 
 import torch
 import torch.nn as nn
+
+from ..reports.tables import markdown_table
+from .timing import ratio_stats, time_rounds
 
 
 def resnet50_fpn_norm_shapes(height: int = 800, width: int = 1216):
@@ -35,43 +37,17 @@ def resnet50_fpn_conv_shapes(height: int = 800, width: int = 1216):
                  for n, (i, o, k, s) in zip(names, convs))
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == 'cuda':
-        torch.cuda.synchronize(device)
-
-
 def _step(layer: nn.Module, x: torch.Tensor, grad: torch.Tensor,
-          backward: bool) -> Callable[[], None]:
+          backward: bool) -> Callable[[int], object]:
     if backward:
-        def run():
+        def run(_round):
             (out, ) = torch.autograd.grad(layer(x), x, grad)
             return out
     else:
-        def run():
+        def run(_round):
             with torch.no_grad():
                 return layer(x)
     return run
-
-
-def time_interleaved(fns: Sequence[Callable[[], object]], repeats: int,
-                     device: torch.device) -> List[List[float]]:
-    """Run every fn once per round (on CUDA, 10 queued calls per round so
-    that the synchronization is not what is timed), ``repeats`` rounds;
-    seconds per call."""
-    calls = 10 if device.type == 'cuda' else 1
-    for fn in fns:  # warm up
-        fn()
-        fn()
-    times = [[] for _ in fns]
-    for _ in range(repeats):
-        for fn, ts in zip(fns, times):
-            _sync(device)
-            start = time.perf_counter()
-            for _ in range(calls):
-                fn()
-            _sync(device)
-            ts.append((time.perf_counter() - start) / calls)
-    return times
 
 
 def saved_bytes(layer: nn.Module, x: torch.Tensor) -> int:
@@ -123,15 +99,18 @@ def compare_layers(group: str, shape_name: str,
                 with torch.no_grad():
                     grad = torch.randn_like(layers[name](x))
             fns.append(_step(layers[name], x, grad, backward))
-        results[backward] = time_interleaved(fns, repeats, device)
+        # on CUDA, 10 queued calls per round: the synchronization is not
+        # what is timed
+        results[backward] = time_rounds(
+            fns, repeats, warmup=2, alternate=False, device=device,
+            calls=10 if device.type == 'cuda' else 1)
     for i, name in enumerate(names):
         med = {}
         ratio = {}
         for backward in (False, True):
             base, mine = results[backward][0], results[backward][i]
             med[backward] = statistics.median(mine) * 1e3
-            ratio[backward] = statistics.median(
-                m / b for m, b in zip(mine, base))
+            ratio[backward] = ratio_stats(mine, base)[0]
         rows.append(Row(group, shape_name, name, med[False], ratio[False],
                         med[True], ratio[True],
                         saved_bytes(layers[name], x) / 2**20))
@@ -139,22 +118,12 @@ def compare_layers(group: str, shape_name: str,
 
 
 def format_markdown(rows: Sequence[Row], baseline_note: str = '') -> str:
-    lines = ['| shape | layer | fwd ms | fwd ratio | fwd+bwd ms | '
-             'fwd+bwd ratio | saved for bwd MB |',
-             '|---|---|---:|---:|---:|---:|---:|']
-    for r in rows:
-        lines.append(f'| {r.shape} | {r.layer} | {r.fwd_ms:.2f} | '
-                     f'{r.fwd_ratio:.2f} | {r.fwdbwd_ms:.2f} | '
-                     f'{r.fwdbwd_ratio:.2f} | {r.saved_mb:.1f} |')
-    if baseline_note:
-        lines.append('')
-        lines.append(baseline_note)
-    return '\n'.join(lines)
-
-
-def emit_report(text: str, out: str = None) -> None:
-    """Print a benchmark's markdown report and, with ``out``, save it."""
-    print('\n' + text)
-    if out:
-        with open(out, 'w') as f:
-            f.write(text + '\n')
+    columns = ('shape', 'layer', 'fwd_ms', 'fwd_ratio', 'fwdbwd_ms',
+               'fwdbwd_ratio', 'saved_mb')
+    text = markdown_table(
+        [asdict(r) for r in rows], columns,
+        headers=dict(fwd_ms='fwd ms', fwd_ratio='fwd ratio',
+                     fwdbwd_ms='fwd+bwd ms', fwdbwd_ratio='fwd+bwd ratio',
+                     saved_mb='saved for bwd MB'),
+        formats=dict(saved_mb='.1f'), right=columns[2:], default='.2f')
+    return text + ('\n\n' + baseline_note if baseline_note else '')

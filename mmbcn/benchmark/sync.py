@@ -38,6 +38,10 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import torch
 import torch.distributed as dist
 
+from ..apis import build_runner, load_config
+from ..engine.hooks import bcn_layers
+from ..reports.tables import format_value, markdown_table
+
 #: BCN sync modes, in table order.
 SYNC_MODES = ('none', 'layer', 'deferred')
 
@@ -261,7 +265,6 @@ def _probe_hooks(counter: CollectiveCounter, record: dict, warmup: int,
 
 
 def _bcn_estimates(model) -> Dict[str, Dict[str, torch.Tensor]]:
-    from ..engine.hooks import bcn_layers
     layers = bcn_layers(model)
     return dict(
         mean={n: m.running_mean.detach().clone() for n, m in layers},
@@ -273,7 +276,6 @@ def _train(mode: str, mode_index: int, config: str, norm: str,
            turns: Turns, counter: CollectiveCounter) -> dict:
     from torch.distributed.algorithms.ddp_comm_hooks import default_hooks
 
-    from ..apis import build_runner, load_config
     cfg = load_config(
         config, norm=dict(name=norm, norm=dict(sync=mode)),
         cfg_options=dict(cfg_options, **{
@@ -309,7 +311,6 @@ def _worker(index: int, nproc: int, ports: Sequence[int],
                       WORLD_SIZE=str(nproc), LOCAL_RANK=str(rank))
     torch.set_num_threads(threads)
     warnings.filterwarnings('ignore')  # the deprecation notes of the stack
-    import mmbcn  # noqa: F401  (registers mmbcn's modules)
     dist.init_process_group('gloo', rank=rank, world_size=nproc)
     try:
         with count_collectives() as counter:
@@ -453,27 +454,22 @@ def summarize(results: Dict[str, list]) -> List[dict]:
 
 def format_table(rows: Sequence[dict], header: str = '') -> str:
     """A markdown table of :func:`summarize`'s rows."""
-    lines = [header, ''] if header else []
-    lines += ['| sync | BCN collectives / iter | DDP gradient all-reduces / '
-              'iter | other collectives / iter | s / iter (median) | time '
-              "vs 'layer' (median ratio) | one-step lag: mean shift / var "
-              "change | estimates vs 'layer' at the end: mean shift / var "
-              "change | loss vs 'layer': mean / last iter | rank spread |",
-              '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|']
-
-    def fmt(value, spec):
-        if value is None:
-            return '-'
-        if isinstance(value, tuple):
-            return ' / '.join(format(v, spec) for v in value)
-        return format(value, spec)
-
-    for r in rows:
-        lines.append(
-            f"| {r['mode']} | {r['bcn']} | {r['ddp']} | {r['other']} | "
-            f"{r['sec_per_iter']:.3f} | {fmt(r.get('time_ratio'), '.2f')} | "
-            f"{fmt(r['lag'], '.4f')} | {fmt(r.get('est_shift'), '.3f')} | "
-            f"{fmt(r.get('loss_diff'), '+.4f')} / "
-            f"{fmt(r.get('last_loss_diff'), '+.4f')} | "
-            f"{r['rank_spread']:.3f} |")
-    return '\n'.join(lines)
+    columns = ('mode', 'bcn', 'ddp', 'other', 'sec_per_iter', 'time_ratio',
+               'lag', 'est_shift', 'loss_diff', 'rank_spread')
+    table = markdown_table(
+        rows, columns,
+        headers=dict(
+            mode='sync', bcn='BCN collectives / iter',
+            ddp='DDP gradient all-reduces / iter',
+            other='other collectives / iter', sec_per_iter='s / iter (median)',
+            time_ratio="time vs 'layer' (median ratio)",
+            lag='one-step lag: mean shift / var change',
+            est_shift="estimates vs 'layer' at the end: mean shift / var "
+            'change', loss_diff="loss vs 'layer': mean / last iter",
+            rank_spread='rank spread'),
+        formats=dict(
+            time_ratio='.2f', lag='.4f',
+            loss_diff=lambda r: format_value(r.get('loss_diff'), '+.4f') +
+            ' / ' + format_value(r.get('last_loss_diff'), '+.4f')),
+        right=columns[1:])
+    return f'{header}\n\n{table}' if header else table

@@ -20,14 +20,16 @@ diverge within the few iterations a benchmark runs.
 import copy
 import os.path as osp
 import statistics
-import time
-from dataclasses import dataclass
-from typing import Callable, Dict, List, Optional, Sequence
+from dataclasses import asdict, dataclass
+from typing import Callable, List, Sequence
 
 import numpy as np
 import torch
 
+from ..apis import build_model, load_config
+from ..reports.tables import markdown_table
 from ..schemes import get_scheme
+from .timing import ratio_stats, time_rounds
 
 # model name -> (leaf config under configs/ with '{scheme}' for the scheme,
 #                task)
@@ -63,7 +65,6 @@ def build_train_model(config: str, size: int, device: str = 'cpu'):
     """(model in train mode, optim wrapper, task) from a project config."""
     from mmengine.optim import build_optim_wrapper
 
-    from ..apis import build_model, load_config
     cfg = load_config(config)
     task = 'seg' if cfg.default_scope == 'mmseg' else 'det'
     if task == 'seg':
@@ -160,32 +161,13 @@ def train_iteration(model, optim_wrapper, data: dict) -> Callable[[int],
     return step
 
 
-def time_rounds(steps: Sequence[Callable[[int], float]], repeats: int,
-                warmup: int = 1,
-                progress: Optional[Callable[[int, List[float]], None]] = None
-                ) -> List[List[float]]:
-    """Seconds per call of every step, ``repeats`` rounds after ``warmup``
-    untimed ones; the order of the steps is reversed every other round."""
-    for r in range(warmup):
-        for step in steps:
-            step(1_000_000 + r)  # seeds apart from the timed rounds
-    times: List[List[float]] = [[] for _ in steps]
-    for r in range(repeats):
-        order = range(len(steps)) if r % 2 == 0 else \
-            reversed(range(len(steps)))
-        this_round = [0.0] * len(steps)
-        for j in order:
-            start = time.perf_counter()
-            loss = steps[j](r)
-            this_round[j] = time.perf_counter() - start
-            if not np.isfinite(loss):
-                raise FloatingPointError(
-                    f'step {j} returned a non-finite loss ({loss}) in round '
-                    f'{r}; the timing would not be of a normal iteration')
-            times[j].append(this_round[j])
-        if progress is not None:
-            progress(r, this_round)
-    return times
+def finite_loss(r: int, j: int, loss: float) -> None:
+    """A timing check: refuse a round whose step returned a non-finite
+    loss."""
+    if not np.isfinite(loss):
+        raise FloatingPointError(
+            f'step {j} returned a non-finite loss ({loss}) in round {r}; '
+            'the timing would not be of a normal iteration')
 
 
 @dataclass
@@ -204,29 +186,22 @@ def summarize(model: str, batch: int, size: int, schemes: Sequence[str],
               times: Sequence[Sequence[float]]) -> List[ModelRow]:
     """Rows with median times and ratios to the first scheme (median of the
     per-round ratios, with the quartiles of those ratios)."""
-    rows = []
-    base = times[0]
-    for scheme, ts in zip(schemes, times):
-        ratios = [t / b for t, b in zip(ts, base)]
-        if len(ratios) >= 2:
-            q1, _, q3 = statistics.quantiles(ratios, n=4)
-        else:
-            q1 = q3 = ratios[0]
-        rows.append(ModelRow(model, batch, size, scheme,
-                             statistics.median(ts) * 1e3,
-                             statistics.median(ratios), q1, q3))
-    return rows
+    return [ModelRow(model, batch, size, scheme, statistics.median(ts) * 1e3,
+                     *ratio_stats(ts, times[0]))
+            for scheme, ts in zip(schemes, times)]
 
 
 def format_model_table(rows: Sequence[ModelRow], baseline: str) -> str:
-    lines = [f'| model | batch | input | scheme | iteration ms (median) | '
-             f'ratio to {baseline} (IQR) |',
-             '|---|---:|---|---|---:|---|']
-    for r in rows:
-        lines.append(f'| {r.model} | {r.batch} | {r.size}x{r.size} | '
-                     f'{r.scheme} | {r.median_ms:.0f} | {r.ratio:.3f} '
-                     f'({r.ratio_q1:.3f}-{r.ratio_q3:.3f}) |')
-    return '\n'.join(lines)
+    return markdown_table(
+        [asdict(r) for r in rows],
+        ('model', 'batch', 'size', 'scheme', 'median_ms', 'ratio'),
+        headers=dict(size='input', median_ms='iteration ms (median)',
+                     ratio=f'ratio to {baseline} (IQR)'),
+        formats=dict(size=lambda r: f"{r['size']}x{r['size']}",
+                     median_ms='.0f',
+                     ratio=lambda r: f"{r['ratio']:.3f} "
+                     f"({r['ratio_q1']:.3f}-{r['ratio_q3']:.3f})"),
+        right=('batch', 'median_ms'))
 
 
 def benchmark_model(configs_dir: str, model: str, schemes: Sequence[str],
@@ -253,5 +228,6 @@ def benchmark_model(configs_dir: str, model: str, schemes: Sequence[str],
             f'{parts}')
 
     log(f'warm-up ({warmup} iteration(s) per scheme)')
-    times = time_rounds(steps, repeats, warmup, progress)
+    times = time_rounds(steps, repeats, warmup=warmup, device=device,
+                        check=finite_loss, progress=progress)
     return summarize(model, batch, size, schemes, times)

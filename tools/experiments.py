@@ -3,7 +3,10 @@
 Every run is one ``tools/train.py`` process (or ``tools/dist_train.sh`` with
 several processes) with its own work dir, so runs cannot leak state into
 each other; finished runs are skipped, so an interrupted matrix continues
-where it stopped. Results are read back with :mod:`mmbcn.analysis.results`.
+where it stopped. Results are read back with :mod:`mmbcn.reports.results`.
+
+This helper of ``tools/run_matrix.py`` and ``tools/demo.py`` lives in
+``tools/``, not in the library: it starts this repository's tools.
 """
 import os
 import os.path as osp
@@ -13,8 +16,8 @@ import time
 from dataclasses import dataclass
 from typing import Callable, List, Optional, Sequence
 
-from .analysis.results import RunResult, read_run
-from .schemes import get_scheme
+from mmbcn.reports.results import RunResult, read_run
+from mmbcn.schemes import SCHEMES, get_scheme
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
@@ -124,7 +127,6 @@ def shapes_configs(scheme: str, config_dir: str = 'configs/shapes'
     """The small detection and segmentation configs of ``scheme``."""
     import glob
 
-    from .schemes import SCHEMES
     det_tag = scheme + ('-all' if SCHEMES[scheme].normalize_all else '')
     configs = []
     for pattern in (f'mask-rcnn_*_{det_tag}_1xb2-*_shapes.py',
