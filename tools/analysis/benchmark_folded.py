@@ -24,14 +24,12 @@ import statistics
 import tempfile
 
 import torch
-from mmengine.config import Config
 
+from mmbcn.apis import build_model, load_config
 from mmbcn.benchmark.timing import ratio_stats, time_rounds
-from mmbcn.reports.tables import emit_report
-from mmbcn.apis import build_model
 from mmbcn.deploy import fold_norm, output_errors
 from mmbcn.deploy.onnx import tensor_forward
-from mmbcn.schemes import apply_scheme
+from mmbcn.reports.tables import emit_report
 
 MODELS = {
     # Mask R-CNN's ResNet-50 + FPN (the tensor path of the detector)
@@ -70,8 +68,7 @@ def build(name: str, scheme: dict) -> torch.nn.Module:
         path = osp.join(tmp, f'{name}.py')
         with open(path, 'w') as f:
             f.write(MODELS[name])
-        cfg = Config.fromfile(path)
-    apply_scheme(cfg.model, scheme, cfg.default_scope)
+        cfg = load_config(path, norm=scheme, work_dir=tmp)
     torch.manual_seed(0)
     return build_model(cfg)
 
