@@ -11,8 +11,12 @@
   output of a checkpointed block.
 - :class:`StatsMode`: the switch through which ``norm_eval`` reaches the
   estimated statistics (see its docstring).
+- :func:`fx_leaf_call`: under ``torch.fx.symbolic_trace`` a norm is
+  recorded as one call of the module, as fx records torch's own layers,
+  rather than traced through its input checks and kernel dispatch.
 """
 import torch
+import torch.fx
 from torch import Tensor
 from torch.nn.modules.batchnorm import _BatchNorm
 
@@ -25,6 +29,15 @@ def empty_output(x: Tensor, module: torch.nn.Module) -> Tensor:
     for p in module.parameters():
         out = out + p.reshape(-1)[:0].sum().to(out.dtype)
     return out
+
+
+def fx_leaf_call(module: torch.nn.Module, x: torch.fx.Proxy):
+    """Record ``module(x)`` as a ``call_module`` node of the graph ``x``
+    belongs to (what fx's tracer does for a leaf module); the traced graph
+    then runs the module's full forward, estimate updates included."""
+    tracer = x.tracer
+    return tracer.create_proxy('call_module', tracer.path_of_module(module),
+                               (x, ), {})
 
 
 def restore_layout(y3: Tensor, x: Tensor) -> Tensor:

@@ -52,19 +52,21 @@ elsewhere on torch ops (:func:`~mmbcn.models.functional.bcn.fixed_stats_bcn`).
 from typing import Tuple
 
 import torch
+import torch.fx
 import torch.nn as nn
 import torch.nn.functional as F
 from mmengine.registry import MODELS
 from torch import Tensor
 
+from ...compat.recompute import in_backward, may_be_recomputed
 from ...distributed.sync import (DeferredStats, get_world_size,
                                  reduce_batch_moments, sync_batch_norm)
-from ..functional.bcn import (can_fuse, channel_moments, fixed_stats_bcn,
-                              fused_micro_bcn)
-from ...compat.recompute import in_backward, may_be_recomputed
+from ..functional.bcn import (can_fuse, channel_moments, differentiable_bcn,
+                              fixed_stats_bcn, fused_micro_bcn)
 from ..functional.bcn_triton import can_use_triton, triton_micro_bcn
 from ._checks import check_num_features, check_num_groups
-from ._modes import StatsMode, empty_output, restore_layout
+from ._modes import (StatsMode, empty_output, fx_leaf_call,
+                     restore_layout)
 
 BCN_MODES = ('micro', 'large')
 BCN_AFFINES = ('group', 'channel')
@@ -210,6 +212,8 @@ class BCN(nn.Module):
                 f'(N, {self.num_features}, *)')
 
     def forward(self, x: Tensor) -> Tensor:
+        if isinstance(x, torch.fx.Proxy):
+            return fx_leaf_call(self, x)
         self._check_input(x)
         if torch.is_autocast_enabled(x.device.type):
             # like GroupNorm under autocast: computed and returned in float32
@@ -224,6 +228,8 @@ class BCN(nn.Module):
         recompute = estimating and in_backward()
         if estimating and self.mode == 'large':
             y3 = self._large_forward(x3, update=not recompute)
+        elif torch.jit.is_tracing():
+            y3 = self._traceable_forward(x3, estimating)
         elif recompute and self.sync != 'deferred':
             mean, var = (self._replay.pop() if self._replay else
                          (self.running_mean, self.running_var))
@@ -238,7 +244,8 @@ class BCN(nn.Module):
         """Large-batch mode in training: BatchNorm with batch statistics
         (estimates updated as running statistics unless ``update`` is
         False), then the channel stage."""
-        rate = float(self.current_rate())
+        rate_t = self.current_rate()
+        rate = float(rate_t)
         mean, var = self.running_mean, self.running_var
         if update:
             self.num_batches_tracked.add_(1)
@@ -247,6 +254,15 @@ class BCN(nn.Module):
         if self.sync != 'none' and get_world_size() > 1:
             x1 = sync_batch_norm(x3, mean, var, self.batch_weight,
                                  self.batch_bias, rate, self.eps)
+        elif torch.jit.is_tracing():
+            # the rate as a tensor op, so that a trace keeps the warm-up
+            x1 = F.batch_norm(x3, None, None, self.batch_weight,
+                              self.batch_bias, training=True, eps=self.eps)
+            with torch.no_grad():
+                var_b, mean_b = torch.var_mean(x3, dim=(0, 2), correction=1)
+                if update:
+                    self.running_mean.lerp_(mean_b, rate_t)
+                    self.running_var.lerp_(var_b, rate_t)
         else:
             x1 = F.batch_norm(x3, mean, var, self.batch_weight,
                               self.batch_bias, training=True, momentum=rate,
@@ -256,6 +272,26 @@ class BCN(nn.Module):
             k = self.num_features // self.num_groups
             w, b = w.repeat_interleave(k), b.repeat_interleave(k)
         return F.group_norm(x1, self.num_groups, w, b, self.eps)
+
+    def _traceable_forward(self, x3: Tensor, estimating: bool) -> Tensor:
+        """The micro-batch step (or eval) in torch ops only, for
+        ``torch.jit.trace``: a saved trace cannot hold the custom autograd
+        Functions of the fast paths."""
+        if estimating:
+            if self.sync == 'deferred':
+                raise RuntimeError(
+                    "BCN: torch.jit.trace of a training step with "
+                    "sync='deferred' is not supported (the queued "
+                    'statistics live outside the graph); trace in eval mode '
+                    "or with sync='layer' or 'none'")
+            with torch.no_grad():
+                mean_nc, var_nc = channel_moments(x3, impl='torch')
+            self._micro_update(mean_nc, var_nc)
+        inv = torch.rsqrt(self.running_var + self.eps)
+        return differentiable_bcn(x3, inv, self.running_mean * inv,
+                                  self.batch_weight, self.batch_bias,
+                                  self.weight, self.bias, self.num_groups,
+                                  self.eps)
 
     def _normalize(self, x3: Tensor, mean: Tensor, var: Tensor) -> Tensor:
         """BCN with the batch stage at fixed statistics (mean, var); no

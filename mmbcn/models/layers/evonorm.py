@@ -14,6 +14,7 @@ groups. In mmdet / mmseg ResNets an activation still follows each norm layer.
 """
 import torch
 import torch.distributed as dist
+import torch.fx
 import torch.nn as nn
 from mmengine.registry import MODELS
 from torch import Tensor
@@ -21,7 +22,7 @@ from torch import Tensor
 from ...compat.recompute import in_backward
 from ...distributed.sync import get_world_size
 from ._checks import check_num_features, check_num_groups
-from ._modes import StatsMode, empty_output
+from ._modes import StatsMode, empty_output, fx_leaf_call
 
 
 def _check(name, x, channels):
@@ -87,6 +88,8 @@ class EvoNormB0(_EvoNormBase):
         return (sums[c:2 * c] / total - mean * mean).clamp(min=0), total
 
     def forward(self, x: Tensor) -> Tensor:
+        if isinstance(x, torch.fx.Proxy):
+            return fx_leaf_call(self, x)
         _check('EvoNormB0', x, self.num_features)
         if torch.is_autocast_enabled(x.device.type):
             # a batch statistic, like BatchNorm's: computed in float32
@@ -134,6 +137,8 @@ class EvoNormS0(_EvoNormBase):
         self.num_groups = num_groups
 
     def forward(self, x: Tensor) -> Tensor:
+        if isinstance(x, torch.fx.Proxy):
+            return fx_leaf_call(self, x)
         _check('EvoNormS0', x, self.num_features)
         if x.numel() == 0:
             return empty_output(x, self)

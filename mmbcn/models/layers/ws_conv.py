@@ -13,6 +13,7 @@ WS code do (use it to load weights trained that way unchanged). The statistics
 are computed in at least float32, also under autocast.
 """
 import torch
+import torch.fx
 import torch.nn as nn
 import torch.nn.functional as F
 from mmengine.registry import MODELS
@@ -44,6 +45,21 @@ def standardize_weight(weight: torch.Tensor, eps: float = 1e-5,
     return flat.reshape(weight.shape)
 
 
+def ws_conv_weight(weight: torch.Tensor, eps: float,
+                   eps_mode: str) -> torch.Tensor:
+    """The weight :class:`WSConv2d` convolves with: ``weight`` standardized,
+    in its dtype (in float32 under autocast, which casts it for the
+    convolution). One call under ``torch.fx`` tracing (wrapped below)."""
+    w_hat = standardize_weight(weight, eps, eps_mode)
+    if torch.is_autocast_enabled(weight.device.type):
+        return w_hat
+    return w_hat.to(weight.dtype)
+
+
+# traced as one call_function node: its autocast query needs a real tensor
+torch.fx.wrap('ws_conv_weight')
+
+
 @MODELS.register_module('WSConv2d')
 class WSConv2d(nn.Conv2d):
     """``nn.Conv2d`` with Weight Standardization (see the module docstring).
@@ -68,10 +84,7 @@ class WSConv2d(nn.Conv2d):
         self.eps_mode = eps_mode
 
     def standardized_weight(self) -> torch.Tensor:
-        w_hat = standardize_weight(self.weight, self.eps, self.eps_mode)
-        if torch.is_autocast_enabled(self.weight.device.type):
-            return w_hat  # autocast casts it for the convolution itself
-        return w_hat.to(self.weight.dtype)
+        return ws_conv_weight(self.weight, self.eps, self.eps_mode)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self._conv_forward(x, self.standardized_weight(), self.bias)
