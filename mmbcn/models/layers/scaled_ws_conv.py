@@ -13,10 +13,11 @@ with ``fan_in = C_in / groups * kH * kW`` and the biased variance.
 import math
 
 import torch
-import torch.fx
 import torch.nn as nn
 import torch.nn.functional as F
 from mmengine.registry import MODELS
+
+from .ws_conv import WSConvMixin
 
 #: gamma of a ReLU: 1 / std of relu(z), z ~ N(0, 1), for unit second moment
 RELU_GAMMA = math.sqrt(2.0 / (1.0 - 1.0 / math.pi))
@@ -25,8 +26,7 @@ RELU_GAMMA = math.sqrt(2.0 / (1.0 - 1.0 / math.pi))
 def scaled_ws_weight(weight: torch.Tensor, gain: torch.Tensor, gamma: float,
                      eps: float) -> torch.Tensor:
     """The weight :class:`ScaledWSConv2d` convolves with (module docstring),
-    in ``weight``'s dtype (float32 under autocast). One call under
-    ``torch.fx`` tracing (wrapped below)."""
+    in ``weight``'s dtype (float32 under autocast)."""
     out_channels = weight.shape[0]
     fan_in = weight[0].numel()
     dtype = torch.promote_types(weight.dtype, torch.float32)
@@ -41,12 +41,8 @@ def scaled_ws_weight(weight: torch.Tensor, gain: torch.Tensor, gamma: float,
     return w_hat.to(weight.dtype)
 
 
-# traced as one call_function node: its autocast use needs a real tensor
-torch.fx.wrap('scaled_ws_weight')
-
-
 @MODELS.register_module('ScaledWSConv2d')
-class ScaledWSConv2d(nn.Conv2d):
+class ScaledWSConv2d(WSConvMixin, nn.Conv2d):
     """``nn.Conv2d`` with Scaled Weight Standardization (module docstring).
 
     Accepts every ``nn.Conv2d`` argument plus:
@@ -71,9 +67,6 @@ class ScaledWSConv2d(nn.Conv2d):
 
     def standardized_weight(self) -> torch.Tensor:
         return scaled_ws_weight(self.weight, self.gain, self.gamma, self.eps)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self._conv_forward(x, self.standardized_weight(), self.bias)
 
     def extra_repr(self) -> str:
         return super().extra_repr() + \

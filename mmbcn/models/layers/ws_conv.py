@@ -18,6 +18,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from mmengine.registry import MODELS
 
+from ._modes import fx_leaf_call
+
 EPS_MODES = ('var', 'std')
 
 
@@ -49,19 +51,56 @@ def ws_conv_weight(weight: torch.Tensor, eps: float,
                    eps_mode: str) -> torch.Tensor:
     """The weight :class:`WSConv2d` convolves with: ``weight`` standardized,
     in its dtype (in float32 under autocast, which casts it for the
-    convolution). One call under ``torch.fx`` tracing (wrapped below)."""
+    convolution)."""
     w_hat = standardize_weight(weight, eps, eps_mode)
     if torch.is_autocast_enabled(weight.device.type):
         return w_hat
     return w_hat.to(weight.dtype)
 
 
-# traced as one call_function node: its autocast query needs a real tensor
-torch.fx.wrap('ws_conv_weight')
+def filter_scale(weight: torch.Tensor, own: torch.Tensor) -> torch.Tensor:
+    """The per-output-filter factors ``c`` (shape (C_out, 1, ...)) with
+    ``weight == c * own``; ValueError if ``weight`` is not such a rescaling.
+    """
+    dims = tuple(range(1, own.dim()))
+    c = (weight * own).sum(dims, keepdim=True) / \
+        own.square().sum(dims, keepdim=True).clamp(min=1e-30)
+    if weight.shape != own.shape or not torch.allclose(
+            weight, c * own, rtol=1e-4, atol=1e-6 * float(own.abs().max())):
+        raise ValueError(
+            'a WS conv convolves with its standardized weight: _conv_forward '
+            'accepts its own weight or a per-filter rescaling of it (as '
+            "mmcv's and mmengine's efficient_conv_bn_eval pass), got a "
+            f'weight of shape {tuple(weight.shape)} that is neither')
+    return c
+
+
+class WSConvMixin:
+    """What the WS convs share: ``forward`` convolves with
+    ``standardized_weight()``, traced by ``torch.fx`` as one call of the
+    module; ``_conv_forward(x, weight, bias)`` called from outside (mmcv's
+    ``ConvModule(efficient_conv_bn_eval=True)``, mmengine's
+    ``efficient_conv_bn_eval``, which fold a frozen BatchNorm into the conv
+    by passing ``conv.weight * coeff``) convolves with the standardized
+    weight rescaled the same way, which is the fused conv + BN. The class
+    using it defines ``standardized_weight()``."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if isinstance(x, torch.fx.Proxy):
+            return fx_leaf_call(self, x)
+        return nn.Conv2d._conv_forward(self, x, self.standardized_weight(),
+                                       self.bias)
+
+    def _conv_forward(self, x: torch.Tensor, weight: torch.Tensor,
+                      bias) -> torch.Tensor:
+        w_hat = self.standardized_weight()
+        if weight is not self.weight:
+            w_hat = w_hat * filter_scale(weight, self.weight).to(w_hat.dtype)
+        return nn.Conv2d._conv_forward(self, x, w_hat, bias)
 
 
 @MODELS.register_module('WSConv2d')
-class WSConv2d(nn.Conv2d):
+class WSConv2d(WSConvMixin, nn.Conv2d):
     """``nn.Conv2d`` with Weight Standardization (see the module docstring).
 
     Accepts every ``nn.Conv2d`` argument plus:
@@ -85,9 +124,6 @@ class WSConv2d(nn.Conv2d):
 
     def standardized_weight(self) -> torch.Tensor:
         return ws_conv_weight(self.weight, self.eps, self.eps_mode)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self._conv_forward(x, self.standardized_weight(), self.bias)
 
     def extra_repr(self) -> str:
         return super().extra_repr() + \
