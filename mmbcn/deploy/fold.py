@@ -30,6 +30,7 @@ import torch.nn as nn
 from torch import Tensor
 
 from ..models.layers.bcn import BCN
+from ..models.layers.scaled_ws_conv import ScaledWSConv2d, scaled_ws_weight
 from ..models.layers.ws_conv import WSConv2d, standardize_weight
 
 __all__ = ['fold_norm', 'fold_ws', 'fold_bcn', 'batch_stage_affine',
@@ -60,7 +61,7 @@ def assert_standard(model: nn.Module) -> None:
             if type(m).__module__.startswith('mmbcn.')]
     if left:
         raise AssertionError(
-            'folded model still has mmbcn layers (only WSConv2d and BCN '
+            'folded model still has mmbcn layers (only the WS convs and BCN '
             'are folded): ' + ', '.join(left[:5]) +
             (' ...' if len(left) > 5 else ''))
 
@@ -96,9 +97,10 @@ def group_norm_from_bcn(bcn: BCN) -> nn.GroupNorm:
     return gn.train(bcn.training)
 
 
-def ws_to_conv(conv: WSConv2d) -> nn.Conv2d:
-    """An ``nn.Conv2d`` with the same hyper-parameters holding the
-    standardized weight ``W_hat`` (computed in float64) and the same bias."""
+def ws_to_conv(conv: nn.Conv2d) -> nn.Conv2d:
+    """An ``nn.Conv2d`` with the same hyper-parameters as the
+    ``WSConv2d`` or ``ScaledWSConv2d`` ``conv``, holding its standardized
+    weight ``W_hat`` (computed in float64) and the same bias."""
     weight = conv.weight
     plain = nn.Conv2d(
         conv.in_channels, conv.out_channels, conv.kernel_size,
@@ -108,7 +110,12 @@ def ws_to_conv(conv: WSConv2d) -> nn.Conv2d:
         dtype=weight.dtype)
     with torch.no_grad():
         # in float64, rounded once to the weight's dtype
-        w_hat = standardize_weight(weight.double(), conv.eps, conv.eps_mode)
+        if isinstance(conv, ScaledWSConv2d):
+            w_hat = scaled_ws_weight(weight.double(), conv.gain.double(),
+                                     conv.gamma, conv.eps)
+        else:
+            w_hat = standardize_weight(weight.double(), conv.eps,
+                                       conv.eps_mode)
         plain.weight.copy_(w_hat.to(weight.dtype))
         if conv.bias is not None:
             plain.bias.copy_(conv.bias)
@@ -251,7 +258,8 @@ def _use_counts(model: nn.Module) -> Dict[int, int]:
 def fold_ws(model: nn.Module, inplace: bool = False) -> nn.Module:
     """Replace every ``WSConv2d`` by an ``nn.Conv2d`` holding its
     standardized weight ``W_hat = (W - mean) / sqrt(var + eps)`` per output
-    filter (or ``(W - mean) / (std + eps)``: the layer's ``eps_mode``).
+    filter (or ``(W - mean) / (std + eps)``: the layer's ``eps_mode``), and
+    every ``ScaledWSConv2d`` by one holding its scaled standardized weight.
 
     The model must be in eval mode (ValueError otherwise). Returns the
     folded model: ``model`` itself if ``inplace``, else a copy.
@@ -261,7 +269,8 @@ def fold_ws(model: nn.Module, inplace: bool = False) -> nn.Module:
         model = copy.deepcopy(model)
     plain: Dict[int, nn.Module] = {}  # a shared conv stays shared
     for name, m in list(model.named_modules(remove_duplicate=False)):
-        if type(m) is WSConv2d:  # a subclass may standardize otherwise
+        # a subclass may standardize otherwise
+        if type(m) in (WSConv2d, ScaledWSConv2d):
             if id(m) not in plain:
                 plain[id(m)] = ws_to_conv(m)
             model = _replace(model, name, plain[id(m)])

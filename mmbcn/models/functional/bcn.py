@@ -41,6 +41,11 @@ pass (as torch's GroupNorm kernels do), and the O(N C) arithmetic between
 the passes runs in C++ rather than as some forty small torch ops. Same
 formulas as :class:`FixedStatsBCN` (which stays the path where the batch
 moments must first be reduced across ranks, and on GPU).
+
+Double backward (``create_graph=True``): when autograd asks for a backward
+that is itself differentiable, the Functions (and the Triton one) compute
+their gradients through :func:`differentiable_bcn`, the same fixed-statistics
+math in torch ops, instead of the kernels.
 """
 from typing import Tuple
 
@@ -137,6 +142,43 @@ def _per_group(t: Tensor, groups: int) -> Tensor:
     return t.reshape(*t.shape[:-1], groups, -1).sum(-1)
 
 
+def differentiable_bcn(x: Tensor, inv: Tensor, mean_inv: Tensor,
+                       batch_weight: Tensor, batch_bias: Tensor,
+                       weight: Tensor, bias: Tensor, num_groups: int,
+                       eps: float) -> Tensor:
+    """BCN with fixed batch statistics in plain torch ops, differentiable
+    any number of times: ``inv = 1 / sqrt(var_hat + eps)`` and ``mean_inv =
+    mu_hat * inv`` are constants, so ``x1 = gamma_b inv x + beta_b - gamma_b
+    mean_inv``, then GroupNorm. ``x``: (N, C, L)."""
+    c = x.shape[1]
+    a = (batch_weight * inv).view(1, c, 1)
+    shift = (batch_bias - batch_weight * mean_inv).view(1, c, 1)
+    return torch.nn.functional.group_norm(
+        x * a + shift, num_groups, _per_channel(weight, c),
+        _per_channel(bias, c), eps)
+
+
+def grads_with_graph(dy: Tensor, x: Tensor, inv: Tensor, mean_inv: Tensor,
+                     params, num_groups: int, eps: float, needs):
+    """The gradients of :func:`differentiable_bcn` for ``(x, batch_weight,
+    batch_bias, weight, bias)`` (those ``needs`` asks for, else None), as
+    differentiable functions of ``dy`` and the inputs: the backward of the
+    fused Functions when autograd runs it with ``create_graph=True`` (a
+    gradient penalty, double backward)."""
+    inputs = (x, *params)
+    wanted = [t for t, need in zip(inputs, needs) if need]
+    with torch.enable_grad():
+        y = differentiable_bcn(x, inv, mean_inv, *params, num_groups, eps)
+        grads = iter(torch.autograd.grad(y, wanted, dy.reshape(y.shape),
+                                         create_graph=True,
+                                         allow_unused=True))
+    out = []
+    for t, need in zip(inputs, needs):
+        g = next(grads) if need else None
+        out.append(torch.zeros_like(t) if need and g is None else g)
+    return out
+
+
 class FixedStatsBCN(torch.autograd.Function):
     """``y = GroupNorm(a * x + s)`` with a, s from fixed batch statistics.
 
@@ -174,16 +216,25 @@ class FixedStatsBCN(torch.autograd.Function):
         ctx.group_affine = weight.shape[-1] != c
         # est_mean is a buffer that later steps update in place: save only
         # tensors made here.
+        ctx.eps = eps
         ctx.save_for_backward(x, mean_nc, var_nc, a, inv, est_mean * inv,
-                              centre, rstd, w)
+                              centre, rstd, w, batch_weight, batch_bias,
+                              weight, bias)
         return y
 
     @staticmethod
     def backward(ctx, dy):
-        (x, mean_nc, var_nc, a, inv, mean_inv, centre, rstd,
-         w) = ctx.saved_tensors
+        (x, mean_nc, var_nc, a, inv, mean_inv, centre, rstd, w,
+         *params) = ctx.saved_tensors
         g = ctx.num_groups
         n, c, length = x.shape
+        if torch.is_grad_enabled():  # create_graph=True
+            needs = ctx.needs_input_grad
+            gx, gbw, gbb, gw, gb = grads_with_graph(
+                dy, x, inv, mean_inv, params, g, ctx.eps,
+                (needs[0], *needs[5:9]))
+            return (gx, None, None, None, None, gbw, gbb, gw, gb, None, None,
+                    None)
         dy = dy.reshape(n, c, length).contiguous()
         impl = ctx.impl
         s_dy, s_dyx = _row_sums(dy, x, impl)
@@ -259,15 +310,24 @@ class FusedMicroBCN(torch.autograd.Function):
                                           batch_bias, weight, bias,
                                           num_groups, eps, update, rate)
         ctx.num_groups = num_groups
+        ctx.eps = eps
         ctx.save_for_backward(x, mean_nc, var_nc, a, inv, mean_inv, centre,
-                              rstd, weight)
+                              rstd, batch_weight, batch_bias, weight, bias)
         ctx.mark_non_differentiable(new_mean, new_var, m, v)
         return y, new_mean, new_var, m, v
 
     @staticmethod
     def backward(ctx, dy, *_):
-        (x, mean_nc, var_nc, a, inv, mean_inv, centre, rstd,
-         weight) = ctx.saved_tensors
+        (x, mean_nc, var_nc, a, inv, mean_inv, centre, rstd, *params
+         ) = ctx.saved_tensors
+        if torch.is_grad_enabled():  # create_graph=True
+            grads = grads_with_graph(dy, x, inv, mean_inv, params,
+                                     ctx.num_groups, ctx.eps,
+                                     ctx.needs_input_grad[:1] +
+                                     ctx.needs_input_grad[3:7])
+            return (grads[0], None, None, *grads[1:], None, None, None,
+                    None)
+        weight = params[2]
         grad_x, grad_bw, grad_bb, grad_w, grad_b = _ext.bcn_backward(
             dy, x, mean_nc, var_nc, a, inv, mean_inv, centre, rstd, weight,
             ctx.num_groups, ctx.needs_input_grad[0])

@@ -25,7 +25,7 @@ from typing import Optional, Tuple
 import torch
 from torch import Tensor
 
-from .bcn import channel_moments
+from .bcn import channel_moments, grads_with_graph
 
 try:
     import triton
@@ -260,10 +260,11 @@ class TritonMicroBCN(torch.autograd.Function):
             BLOCK_K=block_k, num_warps=_warps(block_n * block_k))
         y = torch.addcmul(per_nc[1].unsqueeze(-1), x, per_nc[0].unsqueeze(-1))
         ctx.num_groups = g
+        ctx.eps = eps
         # m and v take no gradient: no zero-filled grads for them
         ctx.set_materialize_grads(False)
         ctx.save_for_backward(x, mean_nc, var_nc, per_c, per_nc, rstd,
-                              weight)
+                              batch_weight, batch_bias, weight, bias)
         m, v = per_c[3], per_c[4]
         ctx.mark_non_differentiable(m, v)
         return y, m, v
@@ -272,7 +273,15 @@ class TritonMicroBCN(torch.autograd.Function):
     def backward(ctx, dy, *_):
         if dy is None:  # y took no gradient
             return (None, ) * 16
-        x, mean_nc, var_nc, per_c, per_nc, rstd, weight = ctx.saved_tensors
+        (x, mean_nc, var_nc, per_c, per_nc, rstd, *params
+         ) = ctx.saved_tensors
+        if torch.is_grad_enabled():  # create_graph=True
+            grads = grads_with_graph(dy, x, per_c[1], per_c[2], params,
+                                     ctx.num_groups, ctx.eps,
+                                     ctx.needs_input_grad[:1] +
+                                     ctx.needs_input_grad[3:7])
+            return (grads[0], None, None, *grads[1:]) + (None, ) * 9
+        weight = params[2]
         n, c, length = x.shape
         g = ctx.num_groups
         k = c // g

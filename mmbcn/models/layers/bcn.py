@@ -52,23 +52,29 @@ elsewhere on torch ops (:func:`~mmbcn.models.functional.bcn.fixed_stats_bcn`).
 from typing import Tuple
 
 import torch
+import torch.fx
 import torch.nn as nn
 import torch.nn.functional as F
 from mmengine.registry import MODELS
 from torch import Tensor
 
+from ...compat.recompute import in_backward, may_be_recomputed
 from ...distributed.sync import (DeferredStats, get_world_size,
                                  reduce_batch_moments, sync_batch_norm)
-from ..functional.bcn import (can_fuse, channel_moments, fixed_stats_bcn,
-                              fused_micro_bcn)
+from ..functional.bcn import (can_fuse, channel_moments, differentiable_bcn,
+                              fixed_stats_bcn, fused_micro_bcn)
 from ..functional.bcn_triton import can_use_triton, triton_micro_bcn
 from ._checks import check_num_features, check_num_groups
+from ._modes import (StatsMode, empty_output, fx_leaf_call,
+                     restore_layout)
 
 BCN_MODES = ('micro', 'large')
 BCN_AFFINES = ('group', 'channel')
 BCN_SYNCS = ('layer', 'deferred', 'none')
 # pending deferred updates beyond which the flushing hook must be missing
 _MAX_PENDING = 256
+# training steps whose estimates are kept for a checkpointing recomputation
+_REPLAY_DEPTH = 16
 
 
 @MODELS.register_module('BCN')
@@ -131,6 +137,8 @@ class BCN(nn.Module):
         self.affine = affine
         self.sync = sync
         self.deferred = DeferredStats()
+        self.stats_mode = StatsMode()
+        self._replay = []
         affine_size = num_groups if affine == 'group' else num_features
         self.batch_weight = nn.Parameter(torch.empty(num_features))
         self.batch_bias = nn.Parameter(torch.empty(num_features))
@@ -201,48 +209,137 @@ class BCN(nn.Module):
         if x.dim() < 2 or x.shape[1] != self.num_features:
             raise ValueError(
                 f'BCN: input of shape {tuple(x.shape)} is not valid; expected '
-                f'(N, {self.num_features}, *) with N >= 1')
+                f'(N, {self.num_features}, *)')
 
     def forward(self, x: Tensor) -> Tensor:
+        if isinstance(x, torch.fx.Proxy):
+            return fx_leaf_call(self, x)
         self._check_input(x)
         if torch.is_autocast_enabled(x.device.type):
             # like GroupNorm under autocast: computed and returned in float32
             with torch.autocast(x.device.type, enabled=False):
                 return self.forward(x.float())
-        shape = x.shape
-        x3 = x.reshape(shape[0], self.num_features, -1)
-        if self.training and self.mode == 'large':
-            rate = float(self.current_rate())
+        if x.numel() == 0:
+            return empty_output(x, self)
+        x3 = x.reshape(x.shape[0], self.num_features, -1)
+        estimating = self.training and self.stats_mode.training
+        # a recomputation by activation checkpointing: same output as the
+        # first forward, estimates left alone
+        recompute = estimating and in_backward()
+        if estimating and self.mode == 'large':
+            y3 = self._large_forward(x3, update=not recompute)
+        elif torch.jit.is_tracing():
+            y3 = self._traceable_forward(x3, estimating)
+        elif recompute and self.sync != 'deferred':
+            mean, var = (self._replay.pop() if self._replay else
+                         (self.running_mean, self.running_var))
+            y3 = self._normalize(x3, mean, var)
+        elif estimating and not recompute:
+            y3 = self._micro_step(x3)
+        else:  # eval, frozen statistics (norm_eval), deferred recomputation
+            y3 = self._normalize(x3, self.running_mean, self.running_var)
+        return restore_layout(y3, x)
+
+    def _large_forward(self, x3: Tensor, update: bool) -> Tensor:
+        """Large-batch mode in training: BatchNorm with batch statistics
+        (estimates updated as running statistics unless ``update`` is
+        False), then the channel stage."""
+        rate_t = self.current_rate()
+        rate = float(rate_t)
+        mean, var = self.running_mean, self.running_var
+        if update:
             self.num_batches_tracked.add_(1)
-            if self.sync != 'none' and get_world_size() > 1:
-                x1 = sync_batch_norm(x3, self.running_mean, self.running_var,
-                                     self.batch_weight, self.batch_bias,
-                                     rate, self.eps)
-            else:
-                x1 = F.batch_norm(x3, self.running_mean, self.running_var,
+        else:  # same ops as the first forward, on copies of the estimates
+            mean, var = mean.clone(), var.clone()
+        if self.sync != 'none' and get_world_size() > 1:
+            x1 = sync_batch_norm(x3, mean, var, self.batch_weight,
+                                 self.batch_bias, rate, self.eps)
+        elif torch.jit.is_tracing():
+            # the rate as a tensor op, so that a trace keeps the warm-up
+            x1 = F.batch_norm(x3, None, None, self.batch_weight,
+                              self.batch_bias, training=True, eps=self.eps)
+            with torch.no_grad():
+                var_b, mean_b = torch.var_mean(x3, dim=(0, 2), correction=1)
+                if update:
+                    self.running_mean.lerp_(mean_b, rate_t)
+                    self.running_var.lerp_(var_b, rate_t)
+        else:
+            x1 = F.batch_norm(x3, mean, var, self.batch_weight,
+                              self.batch_bias, training=True, momentum=rate,
+                              eps=self.eps)
+        w, b = self.weight, self.bias
+        if self.affine == 'group':
+            k = self.num_features // self.num_groups
+            w, b = w.repeat_interleave(k), b.repeat_interleave(k)
+        return F.group_norm(x1, self.num_groups, w, b, self.eps)
+
+    def _traceable_forward(self, x3: Tensor, estimating: bool) -> Tensor:
+        """The micro-batch step (or eval) in torch ops only, for
+        ``torch.jit.trace``: a saved trace cannot hold the custom autograd
+        Functions of the fast paths."""
+        if estimating:
+            if self.sync == 'deferred':
+                raise RuntimeError(
+                    "BCN: torch.jit.trace of a training step with "
+                    "sync='deferred' is not supported (the queued "
+                    'statistics live outside the graph); trace in eval mode '
+                    "or with sync='layer' or 'none'")
+            with torch.no_grad():
+                mean_nc, var_nc = channel_moments(x3, impl='torch')
+            self._micro_update(mean_nc, var_nc)
+        inv = torch.rsqrt(self.running_var + self.eps)
+        return differentiable_bcn(x3, inv, self.running_mean * inv,
                                   self.batch_weight, self.batch_bias,
-                                  training=True, momentum=rate, eps=self.eps)
-            w, b = self.weight, self.bias
-            if self.affine == 'group':
-                k = self.num_features // self.num_groups
-                w, b = w.repeat_interleave(k), b.repeat_interleave(k)
-            y = F.group_norm(x1, self.num_groups, w, b, self.eps)
-            return y.reshape(shape)
+                                  self.weight, self.bias, self.num_groups,
+                                  self.eps)
+
+    def _normalize(self, x3: Tensor, mean: Tensor, var: Tensor) -> Tensor:
+        """BCN with the batch stage at fixed statistics (mean, var); no
+        estimate changes."""
+        params = (self.batch_weight, self.batch_bias, self.weight, self.bias)
+        if can_fuse(x3, mean, var, *params):
+            return fused_micro_bcn(x3, mean, var, *params, self.num_groups,
+                                   self.eps)[0]
+        if can_use_triton(x3, self.num_groups, mean, var, *params):
+            return triton_micro_bcn(x3, mean, var, *params, self.num_groups,
+                                    self.eps)[0]
+        with torch.no_grad():
+            mean_nc, var_nc = channel_moments(x3)
+        return fixed_stats_bcn(x3, mean_nc, var_nc, mean, var, *params,
+                               self.num_groups, self.eps)
+
+    def _remember(self, mean: Tensor, var: Tensor,
+                  copy: bool = False) -> None:
+        """Keep the estimates a training step normalized with (a copy of
+        them if ``copy``), for its recomputation by activation
+        checkpointing (last in, first out)."""
+        if self.sync == 'deferred' or not may_be_recomputed():
+            return
+        if copy:
+            mean, var = mean.clone(), var.clone()
+        self._replay.append((mean, var))
+        if len(self._replay) > _REPLAY_DEPTH:
+            del self._replay[0]
+
+    def _micro_step(self, x3: Tensor) -> Tensor:
+        """A micro-batch training step: estimates updated by this batch
+        (or its moments queued, ``sync='deferred'``), then normalized."""
         if self._fusable(x3):
-            return self._fused_forward(x3).reshape(shape)
+            return self._fused_forward(x3)
         if can_use_triton(x3, self.num_groups, self.running_mean,
                           self.running_var, self.batch_weight,
                           self.batch_bias, self.weight, self.bias):
-            return self._triton_forward(x3).reshape(shape)
-        with torch.no_grad():
-            mean_nc, var_nc = channel_moments(x3)
-        if self.training:
+            y3 = self._triton_forward(x3)
+        else:
+            with torch.no_grad():
+                mean_nc, var_nc = channel_moments(x3)
             self._micro_update(mean_nc, var_nc)
-        y = fixed_stats_bcn(x3, mean_nc, var_nc, self.running_mean,
-                            self.running_var, self.batch_weight,
-                            self.batch_bias, self.weight, self.bias,
-                            self.num_groups, self.eps)
-        return y.reshape(shape)
+            y3 = fixed_stats_bcn(x3, mean_nc, var_nc, self.running_mean,
+                                 self.running_var, self.batch_weight,
+                                 self.batch_bias, self.weight, self.bias,
+                                 self.num_groups, self.eps)
+        self._remember(self.running_mean, self.running_var, copy=True)
+        return y3
 
     def _fusable(self, x3: Tensor) -> bool:
         """Whether the micro-batch step can run as one fused C++ call: CPU
@@ -252,28 +349,28 @@ class BCN(nn.Module):
                         self.batch_weight, self.batch_bias, self.weight,
                         self.bias):
             return False
-        return not (self.training and self.sync == 'layer'
-                    and get_world_size() > 1)
+        return not (self.sync == 'layer' and get_world_size() > 1)
 
     def _fused_forward(self, x3: Tensor) -> Tensor:
-        """The micro-batch step (or eval) of :meth:`forward` on
+        """The micro-batch step of :meth:`forward` on
         :func:`fused_micro_bcn`: same estimate update and output."""
-        update = self.training and self.sync != 'deferred'
-        if self.training and self.sync == 'deferred':
+        update = self.sync != 'deferred'
+        if not update:
             self._check_pending()
         rate = float(self.current_rate()) if update else 0.
         y, new_mean, new_var, m, v = fused_micro_bcn(
             x3, self.running_mean, self.running_var, self.batch_weight,
             self.batch_bias, self.weight, self.bias, self.num_groups,
             self.eps, update, rate)
-        if self.training:
-            with torch.no_grad():
-                if update:
-                    self.running_mean.copy_(new_mean)
-                    self.running_var.copy_(new_var)
-                    self.num_batches_tracked.add_(1)
-                else:
-                    self.deferred.push(m, v, x3.shape[0])
+        with torch.no_grad():
+            if update:
+                self.running_mean.copy_(new_mean)
+                self.running_var.copy_(new_var)
+                self.num_batches_tracked.add_(1)
+            else:
+                self.deferred.push(m, v, x3.shape[0])
+        if update:
+            self._remember(new_mean, new_var)
         return y
 
     def _triton_forward(self, x3: Tensor) -> Tensor:

@@ -6,8 +6,11 @@ mmdet's zero-initialized last affine of every residual block
 SkipInit recipe for training without normalization.
 """
 import torch
+import torch.fx
 import torch.nn as nn
 from mmengine.registry import MODELS
+
+from ._modes import fx_leaf_call
 
 
 @MODELS.register_module('ChannelAffine')
@@ -28,6 +31,8 @@ class ChannelAffine(nn.Module):
         self.bias = nn.Parameter(torch.zeros(num_features))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if isinstance(x, torch.fx.Proxy):
+            return fx_leaf_call(self, x)
         if x.dim() < 2 or x.shape[1] != self.num_features:
             raise ValueError(
                 f'ChannelAffine: input of shape {tuple(x.shape)} is not '

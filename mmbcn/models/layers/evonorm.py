@@ -14,12 +14,15 @@ groups. In mmdet / mmseg ResNets an activation still follows each norm layer.
 """
 import torch
 import torch.distributed as dist
+import torch.fx
 import torch.nn as nn
 from mmengine.registry import MODELS
 from torch import Tensor
 
+from ...compat.recompute import in_backward
 from ...distributed.sync import get_world_size
 from ._checks import check_num_features, check_num_groups
+from ._modes import StatsMode, empty_output, fx_leaf_call
 
 
 def _check(name, x, channels):
@@ -71,6 +74,7 @@ class EvoNormB0(_EvoNormBase):
         self.register_buffer('running_var', torch.ones(num_features))
         self.register_buffer('num_batches_tracked',
                              torch.tensor(0, dtype=torch.long))
+        self.stats_mode = StatsMode()
 
     def batch_variance(self, x3: Tensor) -> Tensor:
         """Unbiased-free (biased) variance over (N, L), with gradient."""
@@ -84,23 +88,32 @@ class EvoNormB0(_EvoNormBase):
         return (sums[c:2 * c] / total - mean * mean).clamp(min=0), total
 
     def forward(self, x: Tensor) -> Tensor:
+        if isinstance(x, torch.fx.Proxy):
+            return fx_leaf_call(self, x)
         _check('EvoNormB0', x, self.num_features)
+        if torch.is_autocast_enabled(x.device.type):
+            # a batch statistic, like BatchNorm's: computed in float32
+            with torch.autocast(x.device.type, enabled=False):
+                return self.forward(x.float())
+        if x.numel() == 0:
+            return empty_output(x, self)
         x3 = x.reshape(x.shape[0], self.num_features, -1)
-        if self.training:
+        if self.training and self.stats_mode.training:
             var_b, total = self.batch_variance(x3)
-            with torch.no_grad():
-                unbiased = var_b * total / (total - 1).clamp(min=1)
-                self.running_var.lerp_(unbiased, self.momentum)
-                self.num_batches_tracked.add_(1)
+            if not in_backward():  # not a checkpointing recomputation
+                with torch.no_grad():
+                    unbiased = var_b * total / (total - 1).clamp(min=1)
+                    self.running_var.lerp_(
+                        unbiased.to(self.running_var.dtype), self.momentum)
+                    self.num_batches_tracked.add_(1)
         else:
             var_b = self.running_var
-        var_i = x3.var(2, unbiased=False, keepdim=True)
-        v = self.v.view(1, -1, 1)
-        denom = torch.maximum(torch.sqrt(var_b + self.eps).view(1, -1, 1),
-                              v * x3 + torch.sqrt(var_i + self.eps))
-        y = x3 / denom * self.weight.view(1, -1, 1) + \
-            self.bias.view(1, -1, 1)
-        return y.reshape(x.shape)
+        shape = self._shape(x)
+        var_i = x3.var(2, unbiased=False).view(x.shape[:2] + shape[2:])
+        denom = torch.maximum(torch.sqrt(var_b + self.eps).view(shape),
+                              self.v.view(shape) * x +
+                              torch.sqrt(var_i + self.eps))
+        return x / denom * self.weight.view(shape) + self.bias.view(shape)
 
     def extra_repr(self) -> str:
         return (f'{self.num_features}, eps={self.eps}, '
@@ -124,15 +137,19 @@ class EvoNormS0(_EvoNormBase):
         self.num_groups = num_groups
 
     def forward(self, x: Tensor) -> Tensor:
+        if isinstance(x, torch.fx.Proxy):
+            return fx_leaf_call(self, x)
         _check('EvoNormS0', x, self.num_features)
+        if x.numel() == 0:
+            return empty_output(x, self)
         n = x.shape[0]
-        xg = x.reshape(n, self.num_groups, -1)
-        std_g = torch.sqrt(xg.var(2, unbiased=False, keepdim=True) +
-                           self.eps)
         shape = self._shape(x)
+        var_g = x.reshape(n, self.num_groups, -1).var(2, unbiased=False)
+        std_c = torch.sqrt(var_g + self.eps).repeat_interleave(
+            self.num_features // self.num_groups, 1)
         gated = x * torch.sigmoid(self.v.view(shape) * x)
-        y = (gated.reshape(n, self.num_groups, -1) / std_g).reshape(x.shape)
-        return y * self.weight.view(shape) + self.bias.view(shape)
+        return gated / std_c.view(x.shape[:2] + shape[2:]) * \
+            self.weight.view(shape) + self.bias.view(shape)
 
     def extra_repr(self) -> str:
         return (f'{self.num_features}, num_groups={self.num_groups}, '

@@ -17,12 +17,32 @@ import torch.nn as nn
 import torch.nn.functional as F
 from mmengine.registry import MODELS
 
+from .ws_conv import WSConvMixin
+
 #: gamma of a ReLU: 1 / std of relu(z), z ~ N(0, 1), for unit second moment
 RELU_GAMMA = math.sqrt(2.0 / (1.0 - 1.0 / math.pi))
 
 
+def scaled_ws_weight(weight: torch.Tensor, gain: torch.Tensor, gamma: float,
+                     eps: float) -> torch.Tensor:
+    """The weight :class:`ScaledWSConv2d` convolves with (module docstring),
+    in ``weight``'s dtype (float32 under autocast)."""
+    out_channels = weight.shape[0]
+    fan_in = weight[0].numel()
+    dtype = torch.promote_types(weight.dtype, torch.float32)
+    with torch.autocast(device_type=weight.device.type, enabled=False):
+        scale = gain.to(dtype) * (gamma / math.sqrt(fan_in))
+        flat = F.batch_norm(
+            weight.to(dtype).reshape(1, out_channels, -1), None, None,
+            weight=scale, training=True, momentum=0., eps=eps)
+    w_hat = flat.reshape(weight.shape)
+    if torch.is_autocast_enabled(weight.device.type):
+        return w_hat
+    return w_hat.to(weight.dtype)
+
+
 @MODELS.register_module('ScaledWSConv2d')
-class ScaledWSConv2d(nn.Conv2d):
+class ScaledWSConv2d(WSConvMixin, nn.Conv2d):
     """``nn.Conv2d`` with Scaled Weight Standardization (module docstring).
 
     Accepts every ``nn.Conv2d`` argument plus:
@@ -46,21 +66,7 @@ class ScaledWSConv2d(nn.Conv2d):
             torch.full((self.out_channels, ), float(gain_init)))
 
     def standardized_weight(self) -> torch.Tensor:
-        w = self.weight
-        fan_in = w[0].numel()
-        dtype = torch.promote_types(w.dtype, torch.float32)
-        with torch.autocast(device_type=w.device.type, enabled=False):
-            scale = self.gain.to(dtype) * (self.gamma / math.sqrt(fan_in))
-            flat = F.batch_norm(
-                w.to(dtype).reshape(1, self.out_channels, -1), None, None,
-                weight=scale, training=True, momentum=0., eps=self.eps)
-        w_hat = flat.reshape(w.shape)
-        if torch.is_autocast_enabled(w.device.type):
-            return w_hat
-        return w_hat.to(w.dtype)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self._conv_forward(x, self.standardized_weight(), self.bias)
+        return scaled_ws_weight(self.weight, self.gain, self.gamma, self.eps)
 
     def extra_repr(self) -> str:
         return super().extra_repr() + \

@@ -13,9 +13,12 @@ WS code do (use it to load weights trained that way unchanged). The statistics
 are computed in at least float32, also under autocast.
 """
 import torch
+import torch.fx
 import torch.nn as nn
 import torch.nn.functional as F
 from mmengine.registry import MODELS
+
+from ._modes import fx_leaf_call
 
 EPS_MODES = ('var', 'std')
 
@@ -44,8 +47,60 @@ def standardize_weight(weight: torch.Tensor, eps: float = 1e-5,
     return flat.reshape(weight.shape)
 
 
+def ws_conv_weight(weight: torch.Tensor, eps: float,
+                   eps_mode: str) -> torch.Tensor:
+    """The weight :class:`WSConv2d` convolves with: ``weight`` standardized,
+    in its dtype (in float32 under autocast, which casts it for the
+    convolution)."""
+    w_hat = standardize_weight(weight, eps, eps_mode)
+    if torch.is_autocast_enabled(weight.device.type):
+        return w_hat
+    return w_hat.to(weight.dtype)
+
+
+def filter_scale(weight: torch.Tensor, own: torch.Tensor) -> torch.Tensor:
+    """The per-output-filter factors ``c`` (shape (C_out, 1, ...)) with
+    ``weight == c * own``; ValueError if ``weight`` is not such a rescaling.
+    """
+    dims = tuple(range(1, own.dim()))
+    c = (weight * own).sum(dims, keepdim=True) / \
+        own.square().sum(dims, keepdim=True).clamp(min=1e-30)
+    if weight.shape != own.shape or not torch.allclose(
+            weight, c * own, rtol=1e-4, atol=1e-6 * float(own.abs().max())):
+        raise ValueError(
+            'a WS conv convolves with its standardized weight: _conv_forward '
+            'accepts its own weight or a per-filter rescaling of it (as '
+            "mmcv's and mmengine's efficient_conv_bn_eval pass), got a "
+            f'weight of shape {tuple(weight.shape)} that is neither')
+    return c
+
+
+class WSConvMixin:
+    """What the WS convs share: ``forward`` convolves with
+    ``standardized_weight()``, traced by ``torch.fx`` as one call of the
+    module; ``_conv_forward(x, weight, bias)`` called from outside (mmcv's
+    ``ConvModule(efficient_conv_bn_eval=True)``, mmengine's
+    ``efficient_conv_bn_eval``, which fold a frozen BatchNorm into the conv
+    by passing ``conv.weight * coeff``) convolves with the standardized
+    weight rescaled the same way, which is the fused conv + BN. The class
+    using it defines ``standardized_weight()``."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if isinstance(x, torch.fx.Proxy):
+            return fx_leaf_call(self, x)
+        return nn.Conv2d._conv_forward(self, x, self.standardized_weight(),
+                                       self.bias)
+
+    def _conv_forward(self, x: torch.Tensor, weight: torch.Tensor,
+                      bias) -> torch.Tensor:
+        w_hat = self.standardized_weight()
+        if weight is not self.weight:
+            w_hat = w_hat * filter_scale(weight, self.weight).to(w_hat.dtype)
+        return nn.Conv2d._conv_forward(self, x, w_hat, bias)
+
+
 @MODELS.register_module('WSConv2d')
-class WSConv2d(nn.Conv2d):
+class WSConv2d(WSConvMixin, nn.Conv2d):
     """``nn.Conv2d`` with Weight Standardization (see the module docstring).
 
     Accepts every ``nn.Conv2d`` argument plus:
@@ -68,13 +123,7 @@ class WSConv2d(nn.Conv2d):
         self.eps_mode = eps_mode
 
     def standardized_weight(self) -> torch.Tensor:
-        w_hat = standardize_weight(self.weight, self.eps, self.eps_mode)
-        if torch.is_autocast_enabled(self.weight.device.type):
-            return w_hat  # autocast casts it for the convolution itself
-        return w_hat.to(self.weight.dtype)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self._conv_forward(x, self.standardized_weight(), self.bias)
+        return ws_conv_weight(self.weight, self.eps, self.eps_mode)
 
     def extra_repr(self) -> str:
         return super().extra_repr() + \

@@ -1,0 +1,3 @@
+from .norm_aware_constructor import NormAwareOptimWrapperConstructor
+
+__all__ = ['NormAwareOptimWrapperConstructor']

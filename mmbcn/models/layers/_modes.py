@@ -1,0 +1,76 @@
+"""What the norm layers share for the modes they train in.
+
+- :func:`empty_output`: an input with no elements (an image without
+  positive RoIs gives a mask head zero RoIs) gives an empty output and zero
+  gradients, as GroupNorm and BatchNorm do, and leaves every estimate as it
+  was.
+- :func:`restore_layout`: the output of a kernel that works on the (N, C, L)
+  view is returned in the input's shape and memory format (channels_last
+  stays channels_last, as with BatchNorm and GroupNorm), and never as a view,
+  so that an in-place activation after the norm is allowed also on the
+  output of a checkpointed block.
+- :class:`StatsMode`: the switch through which ``norm_eval`` reaches the
+  estimated statistics (see its docstring).
+- :func:`fx_leaf_call`: under ``torch.fx.symbolic_trace`` a norm is
+  recorded as one call of the module, as fx records torch's own layers,
+  rather than traced through its input checks and kernel dispatch.
+"""
+import torch
+import torch.fx
+from torch import Tensor
+from torch.nn.modules.batchnorm import _BatchNorm
+
+
+def empty_output(x: Tensor, module: torch.nn.Module) -> Tensor:
+    """An empty tensor shaped like ``x``, connected to every parameter of
+    ``module`` so that each gets a zero gradient (distributed training then
+    sees every parameter used, as with GroupNorm's empty output)."""
+    out = x.clone()
+    for p in module.parameters():
+        out = out + p.reshape(-1)[:0].sum().to(out.dtype)
+    return out
+
+
+def fx_leaf_call(module: torch.nn.Module, x: torch.fx.Proxy):
+    """Record ``module(x)`` as a ``call_module`` node of the graph ``x``
+    belongs to (what fx's tracer does for a leaf module); the traced graph
+    then runs the module's full forward, estimate updates included."""
+    tracer = x.tracer
+    return tracer.create_proxy('call_module', tracer.path_of_module(module),
+                               (x, ), {})
+
+
+def restore_layout(y3: Tensor, x: Tensor) -> Tensor:
+    """``y3`` (N, C, L), computed from ``x.reshape(N, C, -1)``, in the shape
+    of ``x``: channels_last if ``x`` is, and not a view (torch's
+    ``_unsafe_view`` shares the storage without the view bookkeeping)."""
+    if x.dim() == 4 and not x.is_contiguous() and \
+            x.is_contiguous(memory_format=torch.channels_last):
+        return y3.view(x.shape).contiguous(memory_format=torch.channels_last)
+    return torch.ops.aten._unsafe_view(y3, x.shape)
+
+
+class StatsMode(_BatchNorm):
+    """Whether a layer's estimated statistics are in training mode.
+
+    mmdet's and mmseg's backbones implement ``norm_eval`` (and mmengine's
+    models their frozen norms) as ``m.eval()`` on every ``_BatchNorm``
+    module. BCN and EvoNorm-B0 are not BatchNorms (subclassing ``_BatchNorm``
+    would make mmcv's ``fuse_conv_bn``, ``efficient_conv_bn_eval`` and the
+    SyncBatchNorm converters take them for BatchNorm and break them), so
+    each holds one of these, a ``_BatchNorm`` without parameters, buffers or
+    a forward of its own, as ``stats_mode``. The backbones' ``m.eval()``
+    reaches it; the layer then normalizes with its estimates and leaves them
+    alone, exactly as a BatchNorm in eval mode, while its parameters keep
+    training. ``model.train()`` / ``model.eval()`` reach it like any child.
+    """
+
+    def __init__(self):
+        super().__init__(0, affine=False, track_running_stats=False)
+
+    def forward(self, x: Tensor) -> Tensor:
+        raise RuntimeError('StatsMode is a mode switch of its parent layer '
+                           'and is never called')
+
+    def extra_repr(self) -> str:
+        return ''
