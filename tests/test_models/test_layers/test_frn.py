@@ -110,8 +110,8 @@ def test_relu_after_tlu_clamps_the_threshold_at_zero():
     x = torch.randn(2, 4, 3, 3)
     plain = FRN(4, tlu=False)
     plain.load_state_dict(layer.state_dict(), strict=False)
-    expected = torch.maximum(plain(x), layer.tau.clamp(min=0).view(1, -1, 1,
-                                                                    1))
+    floor = layer.tau.clamp(min=0).view(1, -1, 1, 1)
+    expected = torch.maximum(plain(x), floor)
     torch.testing.assert_close(torch.relu(layer(x)), expected)
 
 
