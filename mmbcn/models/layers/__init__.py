@@ -1,3 +1,4 @@
+from .batch_renorm import BatchRenorm
 from .bcn import BCN
 from .channel_affine import ChannelAffine
 from .evonorm import EvoNormB0, EvoNormS0
@@ -6,6 +7,6 @@ from .norm_types import MMBCN_NORM_TYPES, NORM_TYPES
 from .scaled_ws_conv import RELU_GAMMA, ScaledWSConv2d
 from .ws_conv import WSConv2d, standardize_weight
 
-__all__ = ['BCN', 'ChannelAffine', 'EvoNormB0', 'EvoNormS0', 'FRN', 'MMBCN_NORM_TYPES',
-           'NORM_TYPES', 'RELU_GAMMA', 'ScaledWSConv2d', 'WSConv2d',
-           'standardize_weight']
+__all__ = ['BatchRenorm', 'BCN', 'ChannelAffine', 'EvoNormB0', 'EvoNormS0',
+           'FRN', 'MMBCN_NORM_TYPES', 'NORM_TYPES', 'RELU_GAMMA',
+           'ScaledWSConv2d', 'WSConv2d', 'standardize_weight']
