@@ -8,11 +8,12 @@ from .bcn import BCN
 from .channel_affine import ChannelAffine
 from .evonorm import EvoNormB0, EvoNormS0
 from .frn import FRN
+from .mabn import MABN
 
 #: mmbcn's normalization layers (ChannelAffine stands in for a norm in the
 #: normalizer-free 'sws' scheme)
 MMBCN_NORM_TYPES = (BCN, ChannelAffine, EvoNormB0, EvoNormS0, FRN,
-                    BatchRenorm)
+                    BatchRenorm, MABN)
 
 #: every module type whose parameters count as normalization parameters
 NORM_TYPES = (_BatchNorm, _InstanceNorm, nn.GroupNorm, nn.LayerNorm,
