@@ -10,11 +10,13 @@ from .cross_iteration_bn import CrossIterationBN
 from .evonorm import EvoNormB0, EvoNormS0
 from .frn import FRN
 from .mabn import MABN
+from .prepbn import PRepBN, RepBN
 
 #: mmbcn's normalization layers (ChannelAffine stands in for a norm in the
 #: normalizer-free 'sws' scheme)
 MMBCN_NORM_TYPES = (BCN, ChannelAffine, EvoNormB0, EvoNormS0, FRN,
-                    BatchRenorm, MABN, CrossIterationBN)
+                    BatchRenorm, MABN, CrossIterationBN, RepBN,
+                    PRepBN)
 
 #: every module type whose parameters count as normalization parameters
 NORM_TYPES = (_BatchNorm, _InstanceNorm, nn.GroupNorm, nn.LayerNorm,
