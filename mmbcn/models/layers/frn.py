@@ -32,6 +32,7 @@ statistic), so FRN does not fold into the preceding convolution.
 """
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 from mmengine.registry import MODELS
 from torch import Tensor
 
@@ -49,7 +50,10 @@ def filter_response_norm(x: Tensor, weight: Tensor, bias: Tensor,
         eps = eps.view(shape)
     y = x * torch.rsqrt(nu2 + eps) * weight.view(shape) + bias.view(shape)
     if tau is not None:
-        y = torch.maximum(y, tau.view(shape))
+        # max(y, tau) as tau + relu(y - tau): the same value, and a backward
+        # that is a cheap threshold (torch.maximum's splits ties with masks)
+        tau = tau.view(shape)
+        y = tau + F.relu(y - tau)
     return y
 
 
