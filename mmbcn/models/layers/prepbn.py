@@ -91,20 +91,19 @@ class RepBN(nn.Module):
         with torch.no_grad():
             bn.num_batches_tracked.add_(1)
         if self.sync and get_world_size() > 1:
-            y = sync_batch_norm(rows.t()[None], bn.running_mean,
+            y = sync_batch_norm(rows[:, :, None], bn.running_mean,
                                 bn.running_var, bn.weight, bn.bias,
-                                bn.momentum, bn.eps)[0].t()
+                                bn.momentum, bn.eps)
         else:
-            y = F.batch_norm(rows.t()[None], bn.running_mean, bn.running_var,
-                             bn.weight, bn.bias, True, bn.momentum,
-                             bn.eps)[0].t()
+            y = F.batch_norm(rows, bn.running_mean, bn.running_var,
+                             bn.weight, bn.bias, True, bn.momentum, bn.eps)
         return y.reshape(x.shape)
 
     def forward(self, x: Tensor) -> Tensor:
         _check_tokens('RepBN', x, self.num_features)
         if x.numel() == 0:
             return x * self.alpha
-        return self.batch_norm(x) + self.alpha * x
+        return torch.addcmul(self.batch_norm(x), x, self.alpha)
 
     @torch.no_grad()
     def reparameterize(self) -> nn.BatchNorm1d:
@@ -163,7 +162,8 @@ class PRepBN(nn.Module):
             return self.ln(x)
         if lam == 0:
             return self.repbn(x)
-        return lam * self.ln(x) + (1 - lam) * self.repbn(x)
+        # lam * LN(x) + (1 - lam) * RepBN(x), in one op
+        return torch.lerp(self.repbn(x), self.ln(x), lam)
 
     def reparameterize(self) -> nn.BatchNorm1d:
         """The eval form as one ``nn.BatchNorm1d`` on (M, C) rows; only at
