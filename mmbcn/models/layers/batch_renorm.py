@@ -32,7 +32,10 @@ Across ranks (``sync=True`` and torch.distributed initialized with more than
 one rank) the batch moments are those of all ranks' samples, through one
 differentiable all-reduce: each rank computes what one process on the
 concatenated batch would (outputs, input gradients, running statistics);
-parameter gradients are each rank's share, summed/averaged by DDP.
+parameter gradients are each rank's share, summed/averaged by DDP. On one
+process (or ``sync=False``) the step is torch's fused BatchNorm with weight
+gamma * r and bias beta + gamma * d (r, d constants), after one extra pass
+for the batch moments.
 
 Deployment: the eval form is BatchNorm's, so mmcv's ``fuse_conv_bn`` folds
 it into the preceding convolution (it recognizes any ``_BatchNorm``);
@@ -47,7 +50,8 @@ from mmengine.registry import MODELS
 from torch import Tensor
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from ._batch_stats import batch_moments, channel_view
+from ...distributed.sync import get_world_size
+from ._batch_stats import batch_moments, channel_view, reduce_dims
 from ._checks import check_num_features
 
 
@@ -117,8 +121,10 @@ class BatchRenorm(_BatchNorm):
         if not self.training:
             return F.batch_norm(x, self.running_mean, self.running_var,
                                 self.weight, self.bias, False, 0., self.eps)
+        if not (self.sync and get_world_size() > 1):
+            return self._local_forward(x)
         mean_b, var_b, total = batch_moments(x, self.running_mean, self.sync)
-        if x.numel() == 0 and int(total) == 0:
+        if int(total) == 0:
             return x * channel_view(self.weight, x)  # empty, no update
         r, d = renorm_correction(mean_b, var_b, self.running_mean,
                                  self.running_var, self.eps, self.r_max,
@@ -132,6 +138,25 @@ class BatchRenorm(_BatchNorm):
             self.running_var.lerp_(unbiased.detach(), self.momentum)
             self.num_batches_tracked.add_(1)
         return y
+
+    def _local_forward(self, x: Tensor) -> Tensor:
+        """The training step on this process's batch alone: with r and d
+        constants it is BatchNorm's training step with weight gamma * r and
+        bias beta + gamma * d (one fused kernel per direction, and the same
+        running-statistics update)."""
+        if x.numel() == 0:
+            return x * channel_view(self.weight, x)  # empty, no update
+        with torch.no_grad():
+            var_b, mean_b = torch.var_mean(x, reduce_dims(x), correction=0)
+        r, d = renorm_correction(mean_b, var_b, self.running_mean,
+                                 self.running_var, self.eps, self.r_max,
+                                 self.d_max)
+        with torch.no_grad():
+            self.num_batches_tracked.add_(1)
+        return F.batch_norm(x, self.running_mean, self.running_var,
+                            self.weight * r, torch.addcmul(self.bias,
+                                                           self.weight, d),
+                            True, self.momentum, self.eps)
 
     def extra_repr(self) -> str:
         return (f'{self.num_features}, eps={self.eps}, '
