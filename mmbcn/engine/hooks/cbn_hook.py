@@ -1,0 +1,22 @@
+"""Links Cross-Iteration BN layers to the convolutions feeding them."""
+from mmengine.hooks import Hook
+from mmengine.model import is_model_wrapper
+from mmengine.registry import HOOKS
+
+from ...models.layers.cross_iteration_bn import link_cbn_convs
+
+
+@HOOKS.register_module()
+class CBNLinkHook(Hook):
+    """Calls :func:`~mmbcn.models.layers.link_cbn_convs` on the model before
+    training, so that every ``CrossIterationBN`` can compensate with the
+    weight of the conv that produced its input. ``convs`` is the number of
+    convolutions hooked."""
+
+    def __init__(self):
+        self.convs = 0
+
+    def before_train(self, runner) -> None:
+        model = runner.model.module if is_model_wrapper(runner.model) \
+            else runner.model
+        self.convs = link_cbn_convs(model)

@@ -1,0 +1,42 @@
+"""The LayerNorm -> RepBN schedule of PRepBN, as an mmengine hook."""
+from mmengine.hooks import Hook
+from mmengine.model import is_model_wrapper
+from mmengine.registry import HOOKS
+
+from ...models.layers.prepbn import PRepBN
+
+
+@HOOKS.register_module()
+class PRepBNScheduleHook(Hook):
+    """Sets ``lam`` of every :class:`PRepBN` before each training iteration:
+    1 for the first ``warmup_iters`` iterations, then linear to 0 at
+    ``total_iters`` (and 0 after). Depends only on the iteration, so a
+    resumed run continues the schedule exactly. Set ``total_iters`` to the
+    run's ``max_iters`` for the paper's decay over the whole training."""
+
+    def __init__(self, total_iters: int, warmup_iters: int = 0):
+        if not isinstance(warmup_iters, int) or warmup_iters < 0:
+            raise ValueError(f'PRepBNScheduleHook: warmup_iters='
+                             f'{warmup_iters!r} is not valid; it must be an '
+                             'int >= 0')
+        if not isinstance(total_iters, int) or total_iters <= warmup_iters:
+            raise ValueError(f'PRepBNScheduleHook: total_iters='
+                             f'{total_iters!r} is not valid; it must be an '
+                             f'int > warmup_iters={warmup_iters}')
+        self.total_iters = total_iters
+        self.warmup_iters = warmup_iters
+
+    def lam_at(self, iteration: int) -> float:
+        if iteration < self.warmup_iters:
+            return 1.0
+        done = (iteration - self.warmup_iters) / (self.total_iters -
+                                                  self.warmup_iters)
+        return max(0.0, 1.0 - done)
+
+    def before_train_iter(self, runner, batch_idx, data_batch=None) -> None:
+        model = runner.model.module if is_model_wrapper(runner.model) \
+            else runner.model
+        lam = self.lam_at(runner.iter)
+        for m in model.modules():
+            if isinstance(m, PRepBN):
+                m.set_lam(lam)

@@ -1,0 +1,210 @@
+"""Moving Average Batch Normalization (Yan et al., ICLR 2020), for (N, C, *)
+inputs, to be used after a :class:`CenteredConv2d` (weight centralization),
+which stands in for the mean statistic that MABN drops.
+
+Training step t (1-based, ``num_batches_tracked`` after the step), with
+per-channel gamma, beta and m = ``buffer_size``::
+
+    chi_B = mean_{N,*}(x ** 2)                   (second moment, no mean)
+    chi   = chi_B                     while t <= T_w = max(m, warmup_iters)
+          = mean of the last m chi_B  after       (SMA, "SMAS" in the paper)
+    z = x / sqrt(chi + eps)
+    r = clip(sqrt(chi + eps) / sqrt(running_var + eps), 1/r_max, r_max)
+        (r = 1 while t <= renorm_iters; no gradient)
+    y = gamma * r * z + beta
+    running_var <- (1 - momentum) * running_var + momentum * chi
+
+Backward, with g = dL/dy * gamma * r::
+
+    psi_B = mean_{N,*}(g * z)
+    psi   = psi_B while t <= T_w, else the mean of the last m psi_B
+    dL/dx = (g - z * psi) / sqrt(chi + eps)
+
+During the warm-up (t <= T_w) this is the exact gradient of the forward
+(normalization by the batch second moment); afterwards both statistics of
+the backward are moving averages too, so the gradient is the paper's
+approximation, not the derivative of the forward. The psi buffer is written
+in the backward pass: a training forward without a backward leaves it
+unchanged.
+
+Eval: ``y = gamma * x / sqrt(running_var + eps) + beta``, an affine map per
+channel; :meth:`MABN.to_batchnorm` returns the equivalent
+``nn.BatchNorm2d`` (running mean 0), which mmcv's ``fuse_conv_bn`` folds
+into the preceding conv (after :meth:`CenteredConv2d.to_conv`); mmbcn's
+``fold_norm`` does not handle MABN itself.
+
+Defaults follow the authors' released code: ``warmup_iters=100``, running
+rate 0.02 (their momentum 0.98 is the decay), renormalization with
+``r_max=5`` after ``renorm_iters=1000``; their ``buffer_size`` is the batch
+to simulate over the batch per GPU (32 / 2 = 16, the default here). Paper
+setting for detection: Mask R-CNN R-50-FPN, 2 images per GPU, CenteredConv2d
++ MABN in backbone, neck and heads.
+
+What differs from the paper: only simple moving averages are implemented
+(the paper also analyses exponential ones); the batch statistics and the
+backward's psi are averaged over all ranks' samples when ``sync`` is set and
+torch.distributed is initialized (one all-reduce each way per layer and
+step), so every rank computes what one process on the concatenated batch
+would. A rank must run the backward of every synchronized forward.
+"""
+import torch
+import torch.distributed as dist
+import torch.nn as nn
+from mmengine.registry import MODELS
+from torch import Tensor
+
+from ...distributed.sync import get_world_size
+from ._batch_stats import channel_view, reduce_dims
+from ._checks import check_num_features
+
+
+def _global_channel_mean(t: Tensor, sync: bool) -> Tensor:
+    """Per-channel mean of the (N, C, *) ``t`` over (N, *) and, with
+    ``sync``, over every rank's samples (no gradient)."""
+    c = t.shape[1]
+    packed = torch.cat([t.sum(reduce_dims(t)),
+                        t.new_full((1, ), float(t.numel() // max(c, 1)))])
+    if sync and get_world_size() > 1:
+        dist.all_reduce(packed)
+    return packed[:c] / packed[-1].clamp(min=1)
+
+
+class _MABNFunction(torch.autograd.Function):
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, running_var, buffer_x2, buffer_gz,
+                step, moving, r_on, r_max, eps, momentum, sync):
+        chi_b = _global_channel_mean(x.square(), sync)
+        slot = step % buffer_x2.shape[0]
+        buffer_x2[slot].copy_(chi_b)
+        chi = buffer_x2.mean(0) if moving else chi_b
+        std = torch.sqrt(chi + eps)
+        if r_on:
+            r = (std / torch.sqrt(running_var + eps)).clamp(1 / r_max, r_max)
+        else:
+            r = torch.ones_like(std)
+        running_var.lerp_(chi, momentum)
+        z = x / channel_view(std, x)
+        ctx.save_for_backward(z, std, r, weight)
+        # written in backward: kept out of autograd's version checks
+        ctx.buffer_gz = buffer_gz
+        ctx.moving, ctx.slot, ctx.sync = moving, slot, sync
+        return z * channel_view(weight * r, x) + channel_view(bias, x)
+
+    @staticmethod
+    def backward(ctx, dy):
+        z, std, r, weight = ctx.saved_tensors
+        buffer_gz = ctx.buffer_gz
+        g = dy * channel_view(weight * r, dy)
+        psi_b = _global_channel_mean(g * z, ctx.sync)
+        buffer_gz[ctx.slot].copy_(psi_b)
+        psi = buffer_gz.mean(0) if ctx.moving else psi_b
+        dx = (g - z * channel_view(psi, z)) / channel_view(std, z)
+        dims = reduce_dims(dy)
+        d_weight = (dy * z).sum(dims) * r
+        d_bias = dy.sum(dims)
+        return (dx, d_weight, d_bias) + (None, ) * 10
+
+
+@MODELS.register_module('MABN')
+class MABN(nn.Module):
+    """Moving Average Batch Normalization; see the module docstring.
+
+    Args:
+        num_features (int): Channels C of the (N, C, *) input.
+        eps (float): Default: 1e-5.
+        momentum (float): Rate of the running-variance update, in (0, 1].
+            Default: 0.02.
+        buffer_size (int): m, the iterations the moving averages span
+            (>= 1). Default: 16.
+        warmup_iters (int): Steps with the current batch's statistics
+            (at least ``buffer_size`` are used). Default: 100.
+        renorm_iters (int): Steps with r = 1 before renormalization toward
+            the running variance starts. Default: 1000.
+        r_max (float): Clip of r (>= 1). Default: 5.
+        sync (bool): Statistics over all ranks' samples when
+            torch.distributed is initialized. Default: True.
+
+    Parameters: ``weight``, ``bias`` (C,). Buffers: ``running_var`` (C,),
+    ``num_batches_tracked``, ``buffer_x2`` and ``buffer_gz`` (m, C).
+    """
+    _abbr_ = 'mabn'
+
+    def __init__(self, num_features: int, eps: float = 1e-5,
+                 momentum: float = 0.02, buffer_size: int = 16,
+                 warmup_iters: int = 100, renorm_iters: int = 1000,
+                 r_max: float = 5.0, sync: bool = True):
+        super().__init__()
+        check_num_features('MABN', num_features)
+        if not eps > 0:
+            raise ValueError(f'MABN: eps={eps!r} is not valid; it must be '
+                             '> 0')
+        if not (isinstance(momentum, (int, float)) and 0 < momentum <= 1):
+            raise ValueError(f'MABN: momentum={momentum!r} is not valid; it '
+                             'must be a number in (0, 1]')
+        if not isinstance(buffer_size, int) or buffer_size < 1:
+            raise ValueError(f'MABN: buffer_size={buffer_size!r} is not '
+                             'valid; it must be an int >= 1')
+        for name, value in (('warmup_iters', warmup_iters),
+                            ('renorm_iters', renorm_iters)):
+            if not isinstance(value, int) or value < 0:
+                raise ValueError(f'MABN: {name}={value!r} is not valid; it '
+                                 'must be an int >= 0')
+        if not r_max >= 1:
+            raise ValueError(f'MABN: r_max={r_max!r} is not valid; it must '
+                             'be >= 1')
+        self.num_features = num_features
+        self.eps = eps
+        self.momentum = momentum
+        self.buffer_size = buffer_size
+        self.warmup_iters = warmup_iters
+        self.renorm_iters = renorm_iters
+        self.r_max = r_max
+        self.sync = sync
+        self.weight = nn.Parameter(torch.ones(num_features))
+        self.bias = nn.Parameter(torch.zeros(num_features))
+        self.register_buffer('running_var', torch.ones(num_features))
+        self.register_buffer('num_batches_tracked',
+                             torch.tensor(0, dtype=torch.long))
+        self.register_buffer('buffer_x2',
+                             torch.zeros(buffer_size, num_features))
+        self.register_buffer('buffer_gz',
+                             torch.zeros(buffer_size, num_features))
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.dim() < 2 or x.shape[1] != self.num_features:
+            raise ValueError(
+                f'MABN: input of shape {tuple(x.shape)} is not valid; '
+                f'expected (N, {self.num_features}, *)')
+        if not self.training:
+            scale = self.weight * torch.rsqrt(self.running_var + self.eps)
+            return x * channel_view(scale, x) + channel_view(self.bias, x)
+        if x.numel() == 0 and not (self.sync and get_world_size() > 1):
+            return x * channel_view(self.weight, x)  # empty, no update
+        with torch.no_grad():
+            self.num_batches_tracked.add_(1)
+        step = int(self.num_batches_tracked)
+        moving = step > max(self.buffer_size, self.warmup_iters)
+        return _MABNFunction.apply(
+            x, self.weight, self.bias, self.running_var, self.buffer_x2,
+            self.buffer_gz, step, moving, step > self.renorm_iters,
+            self.r_max, self.eps, self.momentum, self.sync)
+
+    @torch.no_grad()
+    def to_batchnorm(self) -> nn.BatchNorm2d:
+        """The eval form as an ``nn.BatchNorm2d`` (running mean 0): same
+        output on (N, C, H, W) inputs in eval mode."""
+        bn = nn.BatchNorm2d(self.num_features, eps=self.eps,
+                            device=self.weight.device,
+                            dtype=self.weight.dtype)
+        bn.running_var.copy_(self.running_var)
+        bn.weight.copy_(self.weight)
+        bn.bias.copy_(self.bias)
+        return bn.eval()
+
+    def extra_repr(self) -> str:
+        return (f'{self.num_features}, eps={self.eps}, '
+                f'momentum={self.momentum}, buffer_size={self.buffer_size}, '
+                f'warmup_iters={self.warmup_iters}, '
+                f'renorm_iters={self.renorm_iters}, r_max={self.r_max}, '
+                f'sync={self.sync}')
