@@ -221,11 +221,15 @@ def measure_model(model: nn.Module, batches: Iterable, mode: str = 'train',
 
 def load_checkpoint_file(path: str) -> dict:
     from mmengine.runner import CheckpointLoader
+
+    from ..compat import CheckpointError
     if '://' not in path and not osp.isfile(path):
         raise ValueError(f'checkpoint {path} does not exist')
     try:
         checkpoint = CheckpointLoader.load_checkpoint(path,
                                                       map_location='cpu')
+    except CheckpointError as e:  # refused or unreadable: says which file
+        raise ValueError(str(e)) from None
     except Exception as e:  # pickle, zip, torch errors alike
         raise ValueError(f'{path} could not be read as a checkpoint '
                          f'({type(e).__name__}: {e})') from None

@@ -17,9 +17,11 @@ state dict with that of the plain build of :func:`folded_config`:
   (``MODELS.build(cfg.model)`` + ``load_checkpoint(..., strict=True)``).
 - ``'module'`` (BCN folded): ``{'meta', 'model'}`` with the whole folded
   ``nn.Module`` pickled by ``torch.save``; load it with
-  ``torch.load(path, weights_only=False)['model']`` (needs mmdet / mmseg and
-  mmcv importable, not mmbcn: the module holds only their classes and torch
-  layers). Only load such files from a trusted source. The config dump still
+  ``torch.load(path, weights_only=False)['model']`` or
+  ``load_folded(path, trust=True)`` (needs mmdet / mmseg and mmcv
+  importable, not mmbcn: the module holds only their classes and torch
+  layers). Unpickling a module can run code: only load such files from a
+  trusted source. The config dump still
   describes the architecture; its ``folded`` entry says why the weights are
   not in a state dict.
 
@@ -151,10 +153,18 @@ def save_folded(model: nn.Module, cfg: Config, out: str) -> Dict:
     return dict(format=fmt, checkpoint=out, config=cfg_out, reason=reason)
 
 
-def load_folded(out: str, device: str = 'cpu') -> nn.Module:
-    """Load a model saved by :func:`save_folded` (eval mode). The
-    ``'module'`` format unpickles code objects: trusted files only."""
-    ckpt = torch.load(out, map_location='cpu', weights_only=False)
+def load_folded(out: str, device: str = 'cpu', trust: bool = False
+                ) -> nn.Module:
+    """Load a model saved by :func:`save_folded` (eval mode).
+
+    The ``'state_dict'`` format loads weights-only. The ``'module'`` format
+    unpickles classes and so can run code: it loads only with
+    ``trust=True`` (or the file listed in
+    :data:`mmbcn.compat.TRUST_ENV`), else a
+    :class:`mmbcn.compat.CheckpointError` names the file and the opt-in.
+    """
+    from ..compat import load_file
+    ckpt = load_file(out, 'cpu', trust=trust or None)
     meta = ckpt.get('meta', {}).get('mmbcn_folded') \
         if isinstance(ckpt, dict) else None
     if meta is None:
