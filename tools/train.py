@@ -21,6 +21,7 @@ except ImportError:  # run from a source checkout without installing mmbcn
 from mmengine.config import DictAction
 
 from mmbcn.apis import LAUNCHERS, load_config, train
+from mmbcn.apis.runner import amp_device_error
 from mmbcn.apis.work_dir_lock import WorkDirLockedError
 from mmbcn.compat import CheckpointError, CPUDistributedError
 from mmbcn.engine.hooks import SchemeMismatchError
@@ -95,6 +96,8 @@ def main(argv=None):
             launcher=args.launcher)
     except (FileNotFoundError, ValueError) as error:
         parser.error(str(error))
+    if amp_device_error(cfg):
+        parser.error(amp_device_error(cfg))
     if args.allow_scheme_mismatch:
         cfg.allow_scheme_mismatch = True
     try:

@@ -46,7 +46,7 @@ from mmengine.runner import Runner
 from ..compat import prepare_cpu_distributed
 from ..distributed.launcher import exit_with_launcher
 from ..engine.hooks import HealthCheckHook, NormSchemeHook, RNGStateHook
-from ..schemes import apply_config_scheme, get_scheme
+from ..schemes import apply_config_scheme, check_layer_types, get_scheme
 from ..scope import config_scope, register_scope, registry
 from .work_dir_lock import work_dir_lock
 
@@ -103,7 +103,9 @@ def load_config(config: Union[PathLike, Config],
     Raises:
         FileNotFoundError: the config (or a local ``resume`` checkpoint)
             does not exist.
-        ValueError: unknown scheme or launcher, a config without
+        ValueError: unknown scheme or launcher, a ``norm_cfg`` / ``conv_cfg``
+            of an unregistered type (naming the key and the valid types),
+            a config without
             ``default_scope`` mmdet/mmseg when a scheme is applied, ``amp``
             with a custom optimizer wrapper, ``auto_scale_lr`` without
             ``auto_scale_lr.base_batch_size``.
@@ -128,6 +130,9 @@ def load_config(config: Union[PathLike, Config],
         cfg.merge_from_dict(cfg_options)
 
     apply_config_scheme(cfg, norm)
+    if isinstance(cfg.get('model'), dict) and cfg.get('default_scope') in (
+            'mmdet', 'mmseg'):
+        check_layer_types(cfg.model, cfg.default_scope)
     _enable_norm_only(cfg)
 
     # work_dir: argument > config > ./work_dirs/<stem>[_<norm>]
@@ -168,6 +173,23 @@ def _enable_norm_only(cfg: Config) -> None:
     cfg.custom_hooks = hooks
     # the frozen parameters never get a gradient: DDP must expect that
     cfg.find_unused_parameters = True
+
+
+def amp_device_error(cfg: Config) -> Optional[str]:
+    """Why ``cfg``'s AmpOptimWrapper cannot train on this machine (mmengine's
+    needs a CUDA, NPU, MLU or MUSA device and asserts it), or None."""
+    wrapper = cfg.get('optim_wrapper') or {}
+    if wrapper.get('type') != 'AmpOptimWrapper':
+        return None
+    from mmengine.device import (is_cuda_available, is_mlu_available,
+                                 is_musa_available, is_npu_available)
+    if any(f() for f in (is_cuda_available, is_npu_available,
+                         is_mlu_available, is_musa_available)):
+        return None
+    return ('mixed precision (--amp, AmpOptimWrapper) needs a CUDA, NPU, MLU '
+            'or MUSA device, and this machine has none (mmengine 0.10.7 '
+            'does not train with AMP on the CPU): train without --amp, or '
+            "with optim_wrapper.type='OptimWrapper'")
 
 
 def _enable_amp(cfg: Config) -> None:
@@ -246,10 +268,16 @@ def build_runner(cfg: Config) -> Runner:
 def train(cfg: Config) -> Runner:
     """Build the Runner of ``cfg`` and train; returns the Runner.
 
+    Mixed precision on a machine without a device for it is a ValueError
+    saying what it needs (:func:`amp_device_error`).
+
     The work dir is locked for the run
     (:func:`~mmbcn.apis.work_dir_lock.work_dir_lock`): a second run in it
     is a :class:`~mmbcn.apis.work_dir_lock.WorkDirLockedError`.
     """
+    error = amp_device_error(cfg)
+    if error:
+        raise ValueError(error)
     with work_dir_lock(cfg.work_dir, cfg.filename or ''):
         runner = build_runner(cfg)
         runner.train()
@@ -414,5 +442,6 @@ def test(cfg: Config, checkpoint: str, *,
 
 
 __all__ = [
-    'LAUNCHERS', 'default_work_dir', 'load_config', 'build_runner', 'train', 'enable_visualization', 'enable_tta', 'test'
+    'LAUNCHERS', 'default_work_dir', 'load_config', 'amp_device_error',
+    'build_runner', 'train', 'enable_visualization', 'enable_tta', 'test'
 ]
