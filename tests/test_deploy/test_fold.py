@@ -284,6 +284,21 @@ def test_deeplabv3_tools(tmp_path, capsys):
     assert rc == 0 and 'onnx.checker: passed' in printed, printed
     if importlib.util.find_spec('onnxruntime') is not None:
         assert 'max |onnxruntime - torch|' in printed
+    # the folded file given where the trained checkpoint belongs
+    for tool, args in (('export_onnx', [onnx_file]), ('fold_norm', [out])):
+        rc = load_tool(tool).main([cfg_file, out, *args])
+        err = capsys.readouterr().err
+        assert rc == 1
+        assert f"{out} is already folded (written by fold_norm.py, format " \
+            f"'module'); {tool}.py takes the unfolded checkpoint" in err
+
+
+def test_tools_check_the_documented_tolerance():
+    from mmbcn.deploy.checkpoint import TOLERANCE
+    for tool in ('fold_norm', 'export_onnx'):
+        module = load_tool(tool)
+        args = module.parse_args(['c.py', 'a.pth', 'b.out'])
+        assert args.tolerance == TOLERANCE == 1e-3
 
 
 def test_gn_ws_saves_a_plain_checkpoint(tmp_path):
@@ -299,6 +314,8 @@ def test_gn_ws_saves_a_plain_checkpoint(tmp_path):
     out = str(tmp_path / 'gn.pth')
     info = save_folded(folded, cfg, out)
     assert info['format'] == 'state_dict'
+    from mmbcn.deploy.checkpoint import folded_format
+    assert folded_format(out) == 'state_dict'  # export / fold refuse it
     # plain mmseg: build the dumped config, load strictly
     plain = MODELS.build(Config.fromfile(info['config']).model).eval()
     load_checkpoint(plain, out, strict=True, logger='silent')
