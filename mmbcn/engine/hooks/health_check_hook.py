@@ -34,8 +34,8 @@ def _any_non_finite(tensors: List[torch.Tensor]) -> torch.Tensor:
     0 for finite x and NaN otherwise; a few fused kernels, no host sync."""
     if not tensors:
         return torch.zeros(())
-    zeros = torch._foreach_mul([t.detach() for t in tensors], 0.0)
-    total = torch.stack([z.sum() for z in zeros]).sum()
+    zeros = torch._foreach_mul([t.detach().float() for t in tensors], 0.0)
+    total = torch.stack(torch._foreach_norm(zeros, 1)).sum()
     return (~torch.isfinite(total)).float()
 
 
