@@ -143,6 +143,64 @@ def _module_configs(node, path=()):
             yield from _module_configs(value, path + (i, ))
 
 
+_LAYER_KEYS = {'norm_cfg': 'norm', 'conv_cfg': 'conv'}
+
+
+def _layer_configs(node, path=()):
+    """Yield (path, 'norm' | 'conv', dict) for every ``norm_cfg`` /
+    ``conv_cfg`` dict in a model config."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key in _LAYER_KEYS and isinstance(value, dict):
+                yield path + (key, ), _LAYER_KEYS[key], value
+            else:
+                yield from _layer_configs(value, path + (key, ))
+    elif isinstance(node, (list, tuple)):
+        for i, value in enumerate(node):
+            yield from _layer_configs(value, path + (i, ))
+
+
+def registered_layer_types(scope: str) -> Dict[str, list]:
+    """The names registered for normalization ('norm') and convolution
+    ('conv') layers, as a config's ``norm_cfg`` / ``conv_cfg`` may name
+    them in ``scope``."""
+    import torch.nn as nn
+    from mmengine.registry import MODELS
+
+    from .models.layers.norm_types import NORM_TYPES
+    from .scope import registry
+    kinds = {'norm': NORM_TYPES, 'conv': (nn.modules.conv._ConvNd, )}
+    names: Dict[str, list] = {k: [] for k in kinds}
+    for reg in (registry(scope, 'MODELS'), MODELS):
+        for name, cls in reg.module_dict.items():
+            for kind, bases in kinds.items():
+                if inspect.isclass(cls) and issubclass(cls, bases) and \
+                        name not in names[kind]:
+                    names[kind].append(name)
+    return names
+
+
+def check_layer_types(model_cfg: dict, scope: str,
+                      root: str = 'model') -> None:
+    """A ValueError naming the config key, the type and the registered
+    types for a ``norm_cfg`` / ``conv_cfg`` whose type is missing or not
+    registered (mmcv would fail with ``KeyError: 'Cannot find None in
+    registry'``, naming neither)."""
+    for path, kind, layer in _layer_configs(model_cfg):
+        type_ = layer.get('type')
+        if type_ is not None and not isinstance(type_, str):
+            continue  # a class
+        if type_ is not None and lookup(type_, scope) is not None:
+            continue
+        where = root + ''.join(f'[{p}]' if isinstance(p, int) else f'.{p}'
+                               for p in path)
+        valid = ', '.join(registered_layer_types(scope)[kind])
+        what = "has no 'type'" if type_ is None else \
+            f'type {type_!r} is not a registered {kind} layer'
+        raise ValueError(f'{where}: {what}; registered {kind} types ({scope} '
+                         f'and mmbcn): {valid}')
+
+
 def apply_scheme(model_cfg: dict, scheme: Union[str, Dict, Scheme],
                  scope: str = 'mmdet') -> dict:
     """Rewrite ``model_cfg`` in place for ``scheme``; returns it.

@@ -30,7 +30,7 @@ ALLOWED = {
     'apis': {'compat', 'engine', 'schemes', 'scope', 'models', 'datasets',
              'distributed'},
     'deploy': {'apis', 'models', 'schemes', 'scope'},
-    'reports': {'apis', 'models', 'schemes', 'scope'},
+    'reports': {'apis', 'compat', 'models', 'schemes', 'scope'},
     'benchmark': {'apis', 'reports', 'models', 'engine', 'schemes', 'scope',
                   'distributed'},
 }

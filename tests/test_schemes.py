@@ -150,3 +150,36 @@ def test_bad_model_config():
         apply_scheme(dict(type='MaskRCNN'), 'gn', scope='mmpose')
     with pytest.raises(ValueError, match='needs a model config dict'):
         apply_scheme([], 'gn')
+
+
+def test_unregistered_layer_types_name_key_type_and_the_valid_ones(
+        tmp_path):
+    """mmcv says "KeyError: 'Cannot find None in registry'" for an unknown
+    norm type; load_config names the key, the type and the valid types."""
+    from mmbcn.apis import build_model, load_config
+    from mmbcn.schemes import check_layer_types
+    path = tmp_path / 'cfg.py'
+    path.write_text(f"_base_ = '{DEEPLABV3}'\n"
+                    "model = dict(backbone=dict(norm_cfg=dict(type='BNX')))\n")
+    with pytest.raises(ValueError) as err:
+        load_config(str(path))
+    message = str(err.value)
+    assert message.startswith("model.backbone.norm_cfg: type 'BNX' is not a "
+                              'registered norm layer; registered norm types')
+    for name in ('BN', 'SyncBN', 'GN', 'BCN', 'EvoNormS0'):
+        assert f' {name},' in message or message.endswith(f' {name}')
+    assert 'WSConv2d' not in message
+    with pytest.raises(ValueError, match=r'model\.decode_head\.conv_cfg: '
+                       r"type 'WSConv' is not a registered conv layer; .*"
+                       r'WSConv2d'):
+        check_layer_types(dict(type='EncoderDecoder', decode_head=dict(
+            type='ASPPHead', conv_cfg=dict(type='WSConv'))), 'mmseg')
+    with pytest.raises(ValueError, match=r"model\.neck\[1\]\.norm_cfg: has "
+                       "no 'type'"):
+        check_layer_types(dict(type='X', neck=[dict(type='FPN'), dict(
+            type='FPN', norm_cfg=dict(num_groups=4))]), 'mmdet')
+    cfg = load(DEEPLABV3, tmp_path)
+    check_layer_types(cfg.model, 'mmseg')  # mmseg's own config is valid
+    with pytest.raises(ValueError, match="type 'BNX'"):
+        cfg.model.backbone.norm_cfg = dict(type='BNX')
+        build_model(cfg)

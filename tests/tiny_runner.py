@@ -32,7 +32,8 @@ _RUN_IDS = itertools.count()
 
 
 def make_runner(work_dir, max_iters, resume=False, bcn_cfg=None,
-                custom_hooks=None, data=None, net=TinyNet):
+                custom_hooks=None, data=None, net=TinyNet, max_keep_ckpts=-1,
+                cfg=None):
     torch.manual_seed(0)
     if data is None:
         data = [dict(inputs=torch.randn(3, 8, 8)) for _ in range(16)]
@@ -46,7 +47,9 @@ def make_runner(work_dir, max_iters, resume=False, bcn_cfg=None,
                                           momentum=0.9)),
         train_cfg=dict(by_epoch=False, max_iters=max_iters),
         default_hooks=dict(checkpoint=dict(type='CheckpointHook',
-                                           interval=2, by_epoch=False),
+                                           interval=2, by_epoch=False,
+                                           max_keep_ckpts=max_keep_ckpts),
                            logger=dict(type='LoggerHook', interval=1)),
         custom_hooks=custom_hooks, randomness=dict(seed=0), resume=resume,
+        cfg=cfg,
         experiment_name=f'tiny_{os.getpid()}_{next(_RUN_IDS)}')

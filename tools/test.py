@@ -16,7 +16,7 @@ import os
 from mmengine.config import DictAction
 
 from mmbcn import apis
-from mmbcn.compat import CPUDistributedError
+from mmbcn.compat import CheckpointError, CPUDistributedError
 from mmbcn.schemes import scheme_names
 
 
@@ -64,6 +64,11 @@ def parse_args(argv=None):
         help='job launcher')
     parser.add_argument(
         '--tta', action='store_true', help='Test time augmentation')
+    parser.add_argument(
+        '--allow-scheme-mismatch',
+        action='store_true',
+        help='load a checkpoint that records another norm scheme than the '
+        "model's (refused otherwise: its results would be wrong)")
     # torch.distributed.launch passes --local-rank (torch >= 2.0) or
     # --local_rank (older) to the script.
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
@@ -92,10 +97,13 @@ def main(argv=None):
             show=args.show,
             show_dir=args.show_dir,
             wait_time=args.wait_time,
-            tta=args.tta)
-    except (FileNotFoundError, ValueError, CPUDistributedError) as error:
-        # a missing checkpoint, an --out / --tta / --show-dir the config
-        # cannot take, a distributed run this machine cannot set up
+            tta=args.tta,
+            allow_scheme_mismatch=args.allow_scheme_mismatch)
+    except (FileNotFoundError, ValueError, CPUDistributedError,
+            CheckpointError) as error:
+        # a missing, unreadable, refused or other-scheme checkpoint, an
+        # --out / --tta / --show-dir the config cannot take, a distributed
+        # run this machine cannot set up
         parser.exit(1, f'{parser.prog}: error: {error}\n')
 
 

@@ -14,7 +14,10 @@ import os
 from mmengine.config import DictAction
 
 from mmbcn.apis import LAUNCHERS, load_config, train
-from mmbcn.compat import CPUDistributedError
+from mmbcn.apis.runner import amp_device_error
+from mmbcn.apis.work_dir_lock import WorkDirLockedError
+from mmbcn.compat import CheckpointError, CPUDistributedError
+from mmbcn.engine.hooks import SchemeMismatchError
 from mmbcn.schemes import scheme_names
 
 
@@ -58,6 +61,11 @@ def parse_args(argv=None):
         'is allowed.')
     parser.add_argument(
         '--launcher', choices=LAUNCHERS, default='none', help='job launcher')
+    parser.add_argument(
+        '--allow-scheme-mismatch',
+        action='store_true',
+        help='load a checkpoint that records another norm scheme than the '
+        "model's (refused otherwise: its results would be wrong)")
     # torch.distributed.launch passes --local-rank (torch >= 2.0) or
     # --local_rank (older) to the script.
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
@@ -81,10 +89,17 @@ def main(argv=None):
             launcher=args.launcher)
     except (FileNotFoundError, ValueError) as error:
         parser.error(str(error))
+    if amp_device_error(cfg):
+        parser.error(amp_device_error(cfg))
+    if args.allow_scheme_mismatch:
+        cfg.allow_scheme_mismatch = True
     try:
         train(cfg)
-    except (CPUDistributedError, FileNotFoundError) as error:
-        # missing data / checkpoints: the message says what and how to fix
+    except (CPUDistributedError, FileNotFoundError, CheckpointError,
+            SchemeMismatchError, WorkDirLockedError,
+            FloatingPointError) as error:
+        # missing data, an unreadable / refused / other-scheme checkpoint, a
+        # work dir in use, a run gone non-finite: the message says what
         parser.exit(1, f'{parser.prog}: error: {error}\n')
 
 

@@ -10,10 +10,12 @@ What ``tools/train.py`` and ``tools/test.py`` do, importable::
     model = apis.build_model(apis.load_config(CONFIG), CHECKPOINT)
 """
 from .model import build_model
-from .runner import (LAUNCHERS, build_runner, default_work_dir, enable_tta,
-                     enable_visualization, load_config, test, train)
+from .runner import (LAUNCHERS, amp_device_error, build_runner,
+                     default_work_dir, enable_tta, enable_visualization,
+                     load_config, test, train)
 
 __all__ = [
-    'LAUNCHERS', 'default_work_dir', 'load_config', 'build_model',
+    'LAUNCHERS', 'default_work_dir', 'load_config', 'amp_device_error',
+    'build_model',
     'build_runner', 'train', 'test', 'enable_visualization', 'enable_tta'
 ]

@@ -6,6 +6,7 @@ from typing import Optional
 import torch.nn as nn
 from mmengine.config import Config
 
+from ..schemes import check_layer_types
 from ..scope import config_scope, register_scope, registry
 
 
@@ -15,6 +16,7 @@ def build_model(cfg: Config, checkpoint: Optional[str] = None,
     ``checkpoint`` (strictly) if given; returns the model in eval mode."""
     scope = config_scope(cfg)
     register_scope(scope, init_default_scope=True)
+    check_layer_types(cfg.model, scope)
     model = registry(scope, 'MODELS').build(copy.deepcopy(cfg.model))
     if checkpoint is not None:
         from mmengine.runner import load_checkpoint

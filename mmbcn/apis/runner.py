@@ -23,7 +23,14 @@ The behaviour mirrors mmdet 3.3.0's and mmseg 1.2.2's ``tools/train.py`` /
 * distributed runs on CPU-only machines (gloo), see
   :func:`mmbcn.compat.prepare_cpu_distributed`;
 * exact resumption: checkpoints carry the random generators' states
-  (:class:`mmbcn.engine.hooks.RNGStateHook`).
+  (:class:`mmbcn.engine.hooks.RNGStateHook`);
+* results that cannot be silently wrong: checkpoints record their norm
+  scheme and loading one into another scheme is refused
+  (:class:`mmbcn.engine.hooks.NormSchemeHook`), a non-finite loss or norm
+  statistic stops training (:class:`mmbcn.engine.hooks.HealthCheckHook`),
+  one training run per work dir (:mod:`mmbcn.apis.work_dir_lock`), and
+  torchrun workers end with their launcher
+  (:func:`mmbcn.distributed.exit_with_launcher`).
 """
 import copy
 import logging
@@ -37,9 +44,11 @@ from mmengine.logging import print_log
 from mmengine.runner import Runner
 
 from ..compat import prepare_cpu_distributed
-from ..engine.hooks import RNGStateHook
-from ..schemes import apply_config_scheme, get_scheme
+from ..distributed.launcher import exit_with_launcher
+from ..engine.hooks import HealthCheckHook, NormSchemeHook, RNGStateHook
+from ..schemes import apply_config_scheme, check_layer_types, get_scheme
 from ..scope import config_scope, register_scope, registry
+from .work_dir_lock import work_dir_lock
 
 #: The ``--launcher`` choices (as mmdet / mmseg / mmengine).
 LAUNCHERS = ('none', 'pytorch', 'slurm', 'mpi')
@@ -94,7 +103,9 @@ def load_config(config: Union[PathLike, Config],
     Raises:
         FileNotFoundError: the config (or a local ``resume`` checkpoint)
             does not exist.
-        ValueError: unknown scheme or launcher, a config without
+        ValueError: unknown scheme or launcher, a ``norm_cfg`` / ``conv_cfg``
+            of an unregistered type (naming the key and the valid types),
+            a config without
             ``default_scope`` mmdet/mmseg when a scheme is applied, ``amp``
             with a custom optimizer wrapper, ``auto_scale_lr`` without
             ``auto_scale_lr.base_batch_size``.
@@ -119,6 +130,9 @@ def load_config(config: Union[PathLike, Config],
         cfg.merge_from_dict(cfg_options)
 
     apply_config_scheme(cfg, norm)
+    if isinstance(cfg.get('model'), dict) and cfg.get('default_scope') in (
+            'mmdet', 'mmseg'):
+        check_layer_types(cfg.model, cfg.default_scope)
     _enable_norm_only(cfg)
 
     # work_dir: argument > config > ./work_dirs/<stem>[_<norm>]
@@ -161,6 +175,23 @@ def _enable_norm_only(cfg: Config) -> None:
     cfg.find_unused_parameters = True
 
 
+def amp_device_error(cfg: Config) -> Optional[str]:
+    """Why ``cfg``'s AmpOptimWrapper cannot train on this machine (mmengine's
+    needs a CUDA, NPU, MLU or MUSA device and asserts it), or None."""
+    wrapper = cfg.get('optim_wrapper') or {}
+    if wrapper.get('type') != 'AmpOptimWrapper':
+        return None
+    from mmengine.device import (is_cuda_available, is_mlu_available,
+                                 is_musa_available, is_npu_available)
+    if any(f() for f in (is_cuda_available, is_npu_available,
+                         is_mlu_available, is_musa_available)):
+        return None
+    return ('mixed precision (--amp, AmpOptimWrapper) needs a CUDA, NPU, MLU '
+            'or MUSA device, and this machine has none (mmengine 0.10.7 '
+            'does not train with AMP on the CPU): train without --amp, or '
+            "with optim_wrapper.type='OptimWrapper'")
+
+
 def _enable_amp(cfg: Config) -> None:
     optim_wrapper = cfg.get('optim_wrapper')
     if optim_wrapper is None:
@@ -199,11 +230,21 @@ def build_runner(cfg: Config) -> Runner:
     CPU-only machine (:func:`mmbcn.compat.prepare_cpu_distributed`: gloo,
     CPU DDP wrapper, clear error for SyncBN) and builds the Runner with
     ``Runner.from_cfg`` or, if ``cfg.runner_type`` is set, the scope's
-    ``RUNNERS`` registry. Adds :class:`~mmbcn.engine.hooks.RNGStateHook`
-    (unless the config has one): checkpoints carry the generators' states
-    and a resumed run continues exactly as an uninterrupted one.
+    ``RUNNERS`` registry. Adds, unless the config has them:
+
+    - :class:`~mmbcn.engine.hooks.RNGStateHook`: checkpoints carry the
+      generators' states and a resumed run continues exactly as an
+      uninterrupted one;
+    - :class:`~mmbcn.engine.hooks.NormSchemeHook`: checkpoints record their
+      norm scheme, and loading one into another scheme is refused;
+    - :class:`~mmbcn.engine.hooks.HealthCheckHook`: a non-finite loss or
+      norm statistic stops training (``health_check = False`` in the
+      config: off; ``health_check = dict(interval=N)``: every N
+      iterations).
     """
     scope = config_scope(cfg)
+    if cfg.get('launcher') == 'pytorch':
+        exit_with_launcher()  # a worker ends with its torchrun launcher
     register_scope(scope)
     if scope == 'mmdet':
         from mmdet.utils import setup_cache_size_limit_of_dynamo
@@ -213,15 +254,33 @@ def build_runner(cfg: Config) -> Runner:
         runner = registry(scope, 'RUNNERS').build(cfg)
     else:
         runner = Runner.from_cfg(cfg)
-    if not any(isinstance(h, RNGStateHook) for h in runner.hooks):
-        runner.register_hook(RNGStateHook())
+    health = cfg.get('health_check', True)
+    added = [(RNGStateHook, {}), (NormSchemeHook, {})]
+    if health:
+        added.append((HealthCheckHook,
+                      dict(health) if isinstance(health, dict) else {}))
+    for hook_type, kwargs in added:
+        if not any(isinstance(h, hook_type) for h in runner.hooks):
+            runner.register_hook(hook_type(**kwargs))
     return runner
 
 
 def train(cfg: Config) -> Runner:
-    """Build the Runner of ``cfg`` and train; returns the Runner."""
-    runner = build_runner(cfg)
-    runner.train()
+    """Build the Runner of ``cfg`` and train; returns the Runner.
+
+    Mixed precision on a machine without a device for it is a ValueError
+    saying what it needs (:func:`amp_device_error`).
+
+    The work dir is locked for the run
+    (:func:`~mmbcn.apis.work_dir_lock.work_dir_lock`): a second run in it
+    is a :class:`~mmbcn.apis.work_dir_lock.WorkDirLockedError`.
+    """
+    error = amp_device_error(cfg)
+    if error:
+        raise ValueError(error)
+    with work_dir_lock(cfg.work_dir, cfg.filename or ''):
+        runner = build_runner(cfg)
+        runner.train()
     return runner
 
 
@@ -336,7 +395,8 @@ def test(cfg: Config, checkpoint: str, *,
          show: bool = False,
          show_dir: Optional[str] = None,
          wait_time: float = 2.,
-         tta: bool = False) -> Dict[str, Any]:
+         tta: bool = False,
+         allow_scheme_mismatch: bool = False) -> Dict[str, Any]:
     """Test ``checkpoint`` with ``cfg`` (from :func:`load_config`, with the
     scheme the checkpoint was trained with); returns the metrics.
 
@@ -346,11 +406,16 @@ def test(cfg: Config, checkpoint: str, *,
             maps are written to (``test_evaluator.output_dir``).
         show, show_dir, wait_time: see :func:`enable_visualization`.
         tta: see :func:`enable_tta`.
+        allow_scheme_mismatch: test a checkpoint whose recorded norm scheme
+            differs from the config's (else a ValueError naming both, see
+            :class:`~mmbcn.engine.hooks.NormSchemeHook`).
     """
     scope = config_scope(cfg)
     if _is_local_path(str(checkpoint)) and not osp.isfile(str(checkpoint)):
         raise FileNotFoundError(f'checkpoint {checkpoint!r} does not exist')
     cfg.load_from = str(checkpoint)
+    if allow_scheme_mismatch:
+        cfg.allow_scheme_mismatch = True
     if show or show_dir:
         enable_visualization(cfg, show, show_dir, wait_time)
     if tta:
@@ -377,5 +442,6 @@ def test(cfg: Config, checkpoint: str, *,
 
 
 __all__ = [
-    'LAUNCHERS', 'default_work_dir', 'load_config', 'build_runner', 'train', 'enable_visualization', 'enable_tta', 'test'
+    'LAUNCHERS', 'default_work_dir', 'load_config', 'amp_device_error',
+    'build_runner', 'train', 'enable_visualization', 'enable_tta', 'test'
 ]

@@ -34,7 +34,6 @@ computed.
 import io
 import math
 import os
-import pickle
 import re
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -111,24 +110,15 @@ class ConversionResult:
 def load_source(path: Union[str, os.PathLike], trust: bool = False) -> dict:
     """Load a checkpoint file on the CPU.
 
-    Weights-only unpickling (tensors, containers, numpy scalars); with
+    Weights-only unpickling (:func:`mmbcn.compat.load_file`: tensors,
+    containers, numpy arrays, mmengine runner checkpoints); with
     ``trust=True`` any pickle (only for files you trust).
     """
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f'checkpoint {path} does not exist')
-    if trust:
-        return torch.load(path, map_location='cpu', weights_only=False)
-    from ..compat import checkpoint_safe_globals
+    from ..compat import CheckpointError, load_file
     try:
-        with torch.serialization.safe_globals(checkpoint_safe_globals()):
-            return torch.load(path, map_location='cpu', weights_only=True)
-    except pickle.UnpicklingError as err:
-        first = str(err).strip().splitlines()[0] if str(err) else ''
-        raise LayoutError(
-            f'{path}: weights-only loading refused an object in the file '
-            f'({first}); if you trust the file, load it with trust=True '
-            '(command line: --trust-source)') from err
+        return load_file(path, 'cpu', trust=trust or None)
+    except CheckpointError as err:
+        raise LayoutError(f'{err} (command line: --trust-source)') from None
 
 
 def extract_state_dict(checkpoint: Mapping) -> 'OrderedDict[str, Tensor]':

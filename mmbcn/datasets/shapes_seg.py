@@ -21,8 +21,9 @@ from .shapes import GENERATE_HINT, SHAPES_CLASSES, SHAPES_PALETTE
 class ShapesSegDataset(BaseSegDataset):
     """Synthetic shapes for semantic segmentation (background + K classes).
 
-    A missing image / label directory, an empty split or a missing label map
-    raises an error naming the path and how to generate the data.
+    A missing image / label directory, an empty split, a missing image or
+    label map raises an error naming the path and how to generate the data
+    (when the dataset is built, before training starts).
     """
 
     METAINFO = dict(
@@ -56,6 +57,10 @@ class ShapesSegDataset(BaseSegDataset):
                 f'(ann_file={self.ann_file!r}); the split is empty. '
                 f'To create it, {GENERATE_HINT}.')
         for info in data_list:
+            if not osp.isfile(info['img_path']):
+                raise FileNotFoundError(
+                    f"Shapes image not found: {info['img_path']!r}. To "
+                    f'recreate the data, {GENERATE_HINT}.')
             seg_map = info.get('seg_map_path')
             if seg_map is not None and not osp.isfile(seg_map):
                 raise FileNotFoundError(

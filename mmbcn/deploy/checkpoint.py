@@ -17,9 +17,11 @@ state dict with that of the plain build of :func:`folded_config`:
   (``MODELS.build(cfg.model)`` + ``load_checkpoint(..., strict=True)``).
 - ``'module'`` (BCN folded): ``{'meta', 'model'}`` with the whole folded
   ``nn.Module`` pickled by ``torch.save``; load it with
-  ``torch.load(path, weights_only=False)['model']`` (needs mmdet / mmseg and
-  mmcv importable, not mmbcn: the module holds only their classes and torch
-  layers). Only load such files from a trusted source. The config dump still
+  ``torch.load(path, weights_only=False)['model']`` or
+  ``load_folded(path, trust=True)`` (needs mmdet / mmseg and mmcv
+  importable, not mmbcn: the module holds only their classes and torch
+  layers). Unpickling a module can run code: only load such files from a
+  trusted source. The config dump still
   describes the architecture; its ``folded`` entry says why the weights are
   not in a state dict.
 
@@ -39,11 +41,17 @@ from ..models.layers.bcn import BCN
 from ..models.layers.ws_conv import WSConv2d
 from .onnx import tensor_forward
 
-__all__ = ['folded_config', 'config_path',
+__all__ = ['folded_config', 'config_path', 'folded_format',
            'state_dict_mismatch', 'save_folded', 'load_folded',
-           'output_errors', 'max_output_error']
+           'output_errors', 'max_output_error', 'TOLERANCE']
 
 FORMATS = ('state_dict', 'module')
+
+#: The largest output difference ``fold_norm.py`` and ``export_onnx.py``
+#: accept by default, relative to the largest output magnitude. float32
+#: rounding alone reaches ~1.5e-4 in an untrained ResNet-50 with random BCN
+#: estimates (1e-5 in the shapes ResNet-18), hence 1e-3, not 1e-4.
+TOLERANCE = 1e-3
 
 
 def _plain_layer_cfg(node, key=None):
@@ -152,10 +160,41 @@ def save_folded(model: nn.Module, cfg: Config, out: str) -> Dict:
     return dict(format=fmt, checkpoint=out, config=cfg_out, reason=reason)
 
 
-def load_folded(out: str, device: str = 'cpu') -> nn.Module:
-    """Load a model saved by :func:`save_folded` (eval mode). The
-    ``'module'`` format unpickles code objects: trusted files only."""
-    ckpt = torch.load(out, map_location='cpu', weights_only=False)
+def folded_format(path: str):
+    """'state_dict' or 'module' if ``path`` is a model :func:`save_folded`
+    wrote, else None; read without unpickling anything that could run code
+    (a 'module' file is recognised by its key in the pickle's bytes)."""
+    import zipfile
+
+    from ..compat import CheckpointError, load_file
+    try:
+        ckpt = load_file(path, 'cpu', trust=False)
+    except CheckpointError:
+        if not zipfile.is_zipfile(path):
+            return None
+        with zipfile.ZipFile(path) as archive:
+            pickles = [n for n in archive.namelist()
+                       if n.endswith('/data.pkl')]
+            if pickles and b'mmbcn_folded' in archive.read(pickles[0]):
+                return 'module'
+        return None
+    meta = ckpt.get('meta') if isinstance(ckpt, dict) else None
+    folded = meta.get('mmbcn_folded') if isinstance(meta, dict) else None
+    return folded.get('format') if isinstance(folded, dict) else None
+
+
+def load_folded(out: str, device: str = 'cpu', trust: bool = False
+                ) -> nn.Module:
+    """Load a model saved by :func:`save_folded` (eval mode).
+
+    The ``'state_dict'`` format loads weights-only. The ``'module'`` format
+    unpickles classes and so can run code: it loads only with
+    ``trust=True`` (or the file listed in
+    :data:`mmbcn.compat.TRUST_ENV`), else a
+    :class:`mmbcn.compat.CheckpointError` names the file and the opt-in.
+    """
+    from ..compat import load_file
+    ckpt = load_file(out, 'cpu', trust=trust or None)
     meta = ckpt.get('meta', {}).get('mmbcn_folded') \
         if isinstance(ckpt, dict) else None
     if meta is None:

@@ -8,23 +8,31 @@ the baseline scheme with the same task, model and backbone;
 ``singularity`` adds the final model-level dead and near-elimination
 fractions each run's SingularityHook logged (``singularity.jsonl``, see
 :mod:`mmbcn.models.diagnostics`).
+
+Every row has a status: 'finished', 'stopped at N' (killed or crashed),
+'non-finite' (a loss or metric became inf / NaN) or 'mixed' (runs of
+different schemes in one work dir); runs of different status are never
+averaged together, and only finished rows serve as the baseline. A work
+dir whose files cannot be read is left out with a one-line warning naming
+the file.
 """
 import math
 import os.path as osp
 import statistics
+import sys
 from collections import OrderedDict
 from typing import Dict, List, Optional, Sequence
 
 from . import tables
-from .results import RunResult, find_work_dirs, read_run
+from .results import (MAIN_METRIC, RunReadError, RunResult, find_work_dirs,
+                      read_run)
 from .singularity import final_fractions
 from .tables import MISSING, markdown_table
 
 METRIC_COLUMNS = ('bbox mAP', 'bbox AP50', 'bbox AP75', 'segm mAP',
                   'segm AP50', 'segm AP75', 'mIoU', 'mAcc')
-MAIN_METRIC = {'det': 'bbox mAP', 'seg': 'mIoU'}
 BASE_COLUMNS = ('task', 'model', 'backbone', 'scheme', 'imgs/GPU x GPUs',
-                'schedule')
+                'schedule', 'status', 'last iter')
 SINGULARITY_COLUMNS = ('dead fraction', 'near fraction')
 TAIL_COLUMNS = ('sec/iter', 'peak mem MB', 'n', 'work dir')
 
@@ -34,7 +42,7 @@ def group_key(run: RunResult) -> tuple:
     if run.seed is not None:  # run_matrix names seeded work dirs *_seed<N>
         config = config.replace(f'_seed{run.seed}', '')
     return (run.task, run.model, run.backbone, run.scheme, run.imgs_per_gpu,
-            run.gpus, run.schedule, config)
+            run.gpus, run.schedule, config, run.status)
 
 
 def _mean_std(values: List[float]):
@@ -56,11 +64,15 @@ def summarize(runs: Sequence[RunResult], baseline: Optional[str] = None,
         groups.setdefault(group_key(run), []).append(run)
     rows = []
     for key, members in groups.items():
-        task, model, backbone, scheme, ipg, gpus, schedule, _ = key
+        task, model, backbone, scheme, ipg, gpus, schedule, _, status = key
         row: Dict[str, object] = OrderedDict(
             task=task, model=model, backbone=backbone, scheme=scheme)
         row['imgs/GPU x GPUs'] = f'{ipg or "?"} x {gpus or "?"}'
         row['schedule'] = schedule
+        row['status'] = status
+        last = sorted({m.last_iter for m in members})
+        row['last iter'] = str(last[0]) if len(last) == 1 else \
+            f'{last[0]}–{last[-1]}'
         for col in METRIC_COLUMNS:
             mean, std = _mean_std([m.metrics.get(col) for m in members])
             if mean is not None:
@@ -93,7 +105,7 @@ def _add_singularity(row, members: Sequence[RunResult]) -> None:
 def _add_baseline(rows, baseline: str) -> None:
     ref = {}
     for row in rows:
-        if row['scheme'] == baseline:
+        if row['scheme'] == baseline and row['status'] == 'finished':
             ref[(row['task'], row['model'], row['backbone'])] = row
     for row in rows:
         base = ref.get((row['task'], row['model'], row['backbone']))
@@ -152,13 +164,29 @@ def write_csv(rows, path: str, columns=None) -> None:
     tables.write_csv(rows, path, columns + std_cols)
 
 
-def collect(paths: Sequence[str]) -> List[RunResult]:
+def _warn(message: str) -> None:
+    print(f'warning: {message}', file=sys.stderr)
+
+
+def collect(paths: Sequence[str], warn=_warn) -> List[RunResult]:
+    """The runs of the work dirs at or below ``paths``; a work dir whose
+    files cannot be read is skipped with ``warn('skipped <dir>: <file>:
+    <why>')``."""
     dirs = find_work_dirs(paths)
     if not dirs:
         raise FileNotFoundError(
             f'no mmengine work dirs (with a <timestamp>/ log folder) under '
             f'{", ".join(paths)}')
-    return [read_run(d) for d in dirs]
+    runs = []
+    for work_dir in dirs:
+        try:
+            runs.append(read_run(work_dir))
+        except RunReadError as err:
+            warn(f'skipped {work_dir}: {err}')
+    if not runs:
+        raise FileNotFoundError(f'no readable work dirs under '
+                                f'{", ".join(paths)}')
+    return runs
 
 
 def plot_runs(runs: Sequence[RunResult], rows, out_dir: str) -> List[str]:

@@ -34,6 +34,7 @@ from mmengine.model import is_model_wrapper
 from mmengine.runner import CheckpointLoader
 
 from .. import apis
+from ..compat import CheckpointError
 from ..models.diagnostics import LayerStats, SingularityProbe, aggregate
 from .results import RunResult, config_dump, describe_config
 from .tables import MISSING, markdown_table
@@ -229,6 +230,8 @@ def load_checkpoint_file(path: str) -> dict:
     try:
         checkpoint = CheckpointLoader.load_checkpoint(path,
                                                       map_location='cpu')
+    except CheckpointError as e:  # refused or unreadable: says which file
+        raise ValueError(str(e)) from None
     except Exception as e:  # pickle, zip, torch errors alike
         raise ValueError(f'{path} could not be read as a checkpoint '
                          f'({type(e).__name__}: {e})') from None

@@ -5,6 +5,7 @@ import subprocess
 import sys
 import time
 
+import pytest
 import torch
 from mmengine.fileio import get_file_backend
 
@@ -66,23 +67,25 @@ class Ballast(Hook):
             checkpoint['ballast'] = torch.ones(64 * 2 ** 20)  # 256 MiB
 
 
-runner = make_runner(sys.argv[1], 6)
+runner = make_runner(sys.argv[1], 6, max_keep_ckpts=int(sys.argv[3]))
 runner.register_hook(Ballast())
 runner.train()
 '''
 
 
-def test_run_killed_while_saving_resumes_from_last_complete(tmp_path):
+@pytest.mark.parametrize('max_keep_ckpts', [-1, 1])
+def test_run_killed_while_saving_resumes_from_last_complete(tmp_path,
+                                                            max_keep_ckpts):
     """SIGKILL while iter_4.pth is being written: last_checkpoint still
-    names the complete iter_2.pth, and --resume (resume=True) continues
-    from it."""
+    names the complete iter_2.pth, which is still there even when only one
+    checkpoint is kept, and --resume (resume=True) continues from it."""
     from mmengine.runner import find_latest_checkpoint
 
     from tiny_runner import make_runner
     work_dir = tmp_path / 'run'
     proc = subprocess.Popen(
         [sys.executable, '-c', TRAINER, str(work_dir),
-         TESTS],
+         TESTS, str(max_keep_ckpts)],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.time() + 120
@@ -102,11 +105,51 @@ def test_run_killed_while_saving_resumes_from_last_complete(tmp_path):
             work_dir / 'iter_2.pth')
     start = 4 if (work_dir / 'iter_4.pth').exists() else 2
 
-    runner = make_runner(work_dir, 6, resume=True)
+    runner = make_runner(work_dir, 6, resume=True,
+                         max_keep_ckpts=max_keep_ckpts)
     runner.train()
     assert runner.iter == 6
     log = sorted(work_dir.glob('*/*.log'))[-1].read_text()
     assert f'resumed epoch: 0, iter: {start}' in log
+    if max_keep_ckpts == 1:  # the old one goes once the new one is written
+        assert sorted(p.name for p in work_dir.glob('*.pth')) == [
+            'iter_6.pth']
+
+
+def test_ctrl_c_while_saving_is_an_interrupt_and_keeps_the_checkpoint(
+        tmp_path, monkeypatch):
+    """A KeyboardInterrupt while the config is formatted for the
+    checkpoint's meta stays a KeyboardInterrupt (mmengine's pretty_text
+    would turn it into 'SyntaxError: Failed to format the config file'),
+    and the kept checkpoint is still there."""
+    import mmengine.config.config as mmengine_config
+    from mmengine.config import Config
+    from mmengine.hooks import Hook
+
+    from tiny_runner import make_runner
+    work_dir = tmp_path / 'run'
+    make_runner(work_dir, 2, max_keep_ckpts=1).train()
+    calls = []
+
+    def interrupted(*args, **kwargs):
+        calls.append(1)
+        raise KeyboardInterrupt
+
+    class CtrlCWhenSaving(Hook):
+        def after_train_iter(self, runner, batch_idx, data_batch=None,
+                             outputs=None):
+            if runner.iter + 1 == 4:  # before CheckpointHook (VERY_LOW)
+                monkeypatch.setattr(mmengine_config, 'FormatCode',
+                                    interrupted)
+    runner = make_runner(work_dir, 4, resume=True, max_keep_ckpts=1,
+                         cfg=Config(dict(note='x')),
+                         custom_hooks=[CtrlCWhenSaving()])
+    with pytest.raises(KeyboardInterrupt):
+        runner.train()
+    assert calls
+    assert (work_dir / 'iter_2.pth').is_file()
+    assert (work_dir / 'last_checkpoint').read_text() == str(
+        work_dir / 'iter_2.pth')
 
 
 def test_checkpoint_permissions_follow_the_umask(tmp_path):

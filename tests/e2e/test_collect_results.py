@@ -23,7 +23,9 @@ from mmengine.config import Config
 from mmengine.evaluator import BaseMetric, Evaluator
 from mmengine.runner import Runner
 
-from mmbcn.reports.collect import collect, sort_rows, summarize
+from mmbcn.reports.collect import (collect, sort_rows, summarize,
+                                   to_markdown)
+from mmbcn.reports.results import MAIN_METRIC, read_run
 from tiny_runner import TinyNet
 from repo import REPO
 
@@ -213,3 +215,117 @@ def test_tool_reports_a_malformed_singularity_log(matrix, tmp_path):
     assert proc.returncode != 0
     assert f'{log}:2: not a JSON line' in proc.stderr
     assert 'Traceback' not in proc.stderr
+
+
+# --------------------------------------------------------------------------
+# the metric named is the metric plotted; bad or unfinished runs are flagged
+# --------------------------------------------------------------------------
+def copy_run(matrix, root, scheme='gn', seed=0, name=None):
+    src = matrix['dirs'][(scheme, seed)]
+    dst = root / (name or osp.basename(src))
+    shutil.copytree(src, dst)
+    return dst
+
+
+def scalars_of(work_dir):
+    (launch, ) = [p for p in work_dir.iterdir() if p.is_dir()]
+    return launch / 'vis_data' / 'scalars.json'
+
+
+def rewrite(path, edit):
+    records = [json.loads(line) for line in path.read_text().splitlines()]
+    path.write_text(''.join(json.dumps(r) + '\n' for r in edit(records)))
+
+
+@pytest.mark.parametrize('task', ['seg', 'det'])
+def test_validation_curve_is_the_main_metric(matrix, tmp_path, task):
+    """mmseg logs aAcc first, and a det record may list segm first: the
+    curve is still mIoU / bbox mAP, the metric its plot names."""
+    work_dir = copy_run(matrix, tmp_path)
+    first, main = dict(seg=('aAcc', 'mIoU'),
+                       det=('coco/segm_mAP', 'coco/bbox_mAP'))[task]
+    if task == 'det':
+        dump = next(work_dir.glob('*.py'))
+        dump.write_text(dump.read_text().replace("'mmseg'", "'mmdet'"))
+
+    def val_first(records):
+        for r in records:
+            if 'mIoU' in r:
+                value = r.pop('mIoU')
+                r.clear()
+                r.update({first: 91.0, main: value, 'step': 8})
+            yield r
+    rewrite(scalars_of(work_dir), val_first)
+    run = read_run(str(work_dir))
+    label = {'seg': 'mIoU', 'det': 'bbox mAP'}[task]
+    assert MAIN_METRIC[run.task] == label
+    assert run.val_curve == [(8, 30.0)]
+    assert run.metrics[label] == 30.0
+
+
+def test_bad_run_dirs_are_skipped_with_a_warning(matrix, tmp_path):
+    root = tmp_path / 'runs'
+    good = copy_run(matrix, root, 'gn', 0)
+    bad_cfg = copy_run(matrix, root, 'gn', 1)
+    bad_scalars = copy_run(matrix, root, 'gn', 2)
+    dump = next(bad_cfg.glob('*.py'))
+    dump.write_text('model = dict(\n')
+    scalars_of(bad_scalars).write_bytes(os.urandom(2048))
+    stringly = copy_run(matrix, root, 'bn', 0)  # a string loss
+    rewrite(scalars_of(stringly), lambda rs: [
+        dict(r, loss='n/a') if r.get('iter') == 3 else r for r in rs])
+    warnings = []
+    runs = collect([str(root)], warn=warnings.append)
+    assert sorted(r.work_dir for r in runs) == sorted([str(good),
+                                                       str(stringly)])
+    assert len(warnings) == 2
+    assert any(w.startswith(f'skipped {bad_cfg}: {dump}: not a readable '
+                            'config dump') for w in warnings)
+    assert f'skipped {bad_scalars}: {scalars_of(bad_scalars)}: not a text ' \
+        'file of JSON records' in warnings
+    out = tmp_path / 'out'
+    proc = subprocess.run(
+        [sys.executable, TOOL, str(root), '--out-dir', str(out)],
+        capture_output=True, text=True, timeout=300,
+        env=dict(os.environ, PYTHONPATH=REPO))
+    assert proc.returncode == 0, proc.stderr
+    assert 'Traceback' not in proc.stderr
+    assert len([ln for ln in proc.stderr.splitlines()
+                if ln.startswith('warning: skipped')]) == 2
+    assert (out / 'curves_seg.png').stat().st_size > 0
+
+
+def test_status_and_last_iteration(matrix, tmp_path):
+    root = tmp_path / 'runs'
+    finished = copy_run(matrix, root, 'gn', 0)
+    killed = copy_run(matrix, root, 'gn', 1)
+    rewrite(scalars_of(killed),
+            lambda rs: [r for r in rs if r.get('iter', 99) <= 3])
+    nan = copy_run(matrix, root, 'gn', 2)
+    rewrite(scalars_of(nan), lambda rs: [
+        dict(r, loss=float('nan')) if r.get('iter', 0) >= 5 else r
+        for r in rs])
+    mixed = copy_run(matrix, root, 'bn', 0)
+    (launch, ) = [p for p in mixed.iterdir() if p.is_dir()]
+    other = mixed / '29990101_000000'
+    shutil.copytree(launch, other)
+    config = other / 'vis_data' / 'config.py'
+    config.write_text(config.read_text().replace("norm_scheme = 'bn'",
+                                                 "norm_scheme = 'gn'"))
+    runs = {r.work_dir: r for r in collect([str(root)])}
+    assert runs[str(finished)].status == 'finished'
+    assert runs[str(killed)].status == 'stopped at 3'
+    assert runs[str(killed)].last_iter == 3
+    assert runs[str(nan)].status == 'non-finite'
+    assert runs[str(mixed)].status == 'mixed (bn, gn)'
+    rows = summarize(list(runs.values()), baseline='gn')
+    by_status = {r['status']: r for r in rows}
+    assert set(by_status) == {'finished', 'stopped at 3', 'non-finite',
+                              'mixed (bn, gn)'}
+    assert by_status['finished']['n'] == 1  # not averaged with the others
+    assert by_status['stopped at 3']['last iter'] == '3'
+    assert by_status['finished']['last iter'] == '8'
+    # only the finished gn row is the baseline
+    assert by_status['non-finite']['Δ vs gn'] == pytest.approx(34.0 - 30.0)
+    table = to_markdown(rows)
+    assert '| status | last iter |' in table.splitlines()[0]

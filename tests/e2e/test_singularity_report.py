@@ -1,4 +1,4 @@
-"""tools/analysis/singularity.py and mmbcn.analysis.singularity_report:
+"""tools/analysis/singularity.py and mmbcn.reports.singularity:
 reports from a real training work dir (the SingularityHook's log of a
 2-iteration DeepLabV3 run on tiny shapes data), measurements of real
 checkpoints, and errors for bad input."""
@@ -207,7 +207,7 @@ def test_checkpoint_without_config_is_a_clear_error(tmp_path):
     assert f'checkpoint {path} has no resolvable config' in message
     assert 'pass --config CONFIG' in message
     (tmp_path / 'junk.pth').write_text('not a checkpoint')
-    with pytest.raises(ValueError, match='could not be read as a checkpoint'):
+    with pytest.raises(ValueError, match='not a readable checkpoint'):
         measure_checkpoint(str(tmp_path / 'junk.pth'), echo=lambda m: 0)
 
 

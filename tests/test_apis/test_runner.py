@@ -242,3 +242,20 @@ def test_tta_of_deeplabv3():
     assert cfg.model.module.type == 'EncoderDecoder'
     assert cfg.model.module.backbone.norm_cfg.type == 'BCN'
     assert cfg.test_dataloader.dataset.pipeline == cfg.tta_pipeline
+
+
+def test_amp_without_a_device_says_what_it_needs(tmp_path):
+    """mmengine's AmpOptimWrapper asserts a GPU-like device; train() says
+    so before building anything (CPU-only machines: the message; with
+    CUDA: none)."""
+    cfg = apis.load_config(SEG_CONFIG, amp=True, work_dir=tmp_path / 'w')
+    error = apis.amp_device_error(cfg)
+    assert apis.amp_device_error(apis.load_config(SEG_CONFIG)) is None
+    if torch.cuda.is_available():
+        assert error is None
+        return
+    assert error.startswith('mixed precision (--amp, AmpOptimWrapper) needs '
+                            'a CUDA, NPU, MLU or MUSA device')
+    with pytest.raises(ValueError, match='needs a CUDA, NPU, MLU or MUSA'):
+        apis.train(cfg)
+    assert not (tmp_path / 'w').exists()  # nothing built

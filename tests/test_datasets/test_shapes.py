@@ -334,3 +334,58 @@ def test_bad_generator_arguments(tmp_path, kwargs, name):
         str(kwargs[name]) in str(err.value)
     assert 'must be' in str(err.value)
     assert not (tmp_path / 'annotations').exists()
+
+
+def test_det_data_problems_are_named_when_the_dataset_is_built(
+        shapes_root, tmp_path):
+    """Before training starts: a missing image (mmcv would fail inside the
+    data loader, mid-run), a split without images, a split that filter_cfg
+    empties."""
+    import json
+    import shutil
+
+    from mmdet.registry import DATASETS
+    init_default_scope('mmdet')
+    root = tmp_path / 'shapes'
+    shutil.copytree(shapes_root, root)
+    ann = root / 'annotations' / 'instances_train.json'
+
+    def build(**kwargs):
+        return DATASETS.build(dict(
+            type='ShapesDetDataset', data_root=str(root),
+            ann_file='annotations/instances_train.json',
+            data_prefix=dict(img='images/train/'), pipeline=[], **kwargs))
+    coco = json.loads(ann.read_text())
+    missing = root / 'images' / 'train' / coco['images'][1]['file_name']
+    missing.unlink()
+    with pytest.raises(FileNotFoundError) as err:
+        build()
+    assert f'Shapes image not found: {str(missing)!r}' in str(err.value)
+    assert str(ann) in str(err.value) and 'make_shapes.py' in str(err.value)
+
+    ann.write_text(json.dumps(dict(coco, images=[], annotations=[])))
+    with pytest.raises(ValueError, match='the split has no images'):
+        build()
+    # images without objects: filter_empty_gt leaves none for training
+    ann.write_text(json.dumps(dict(coco, images=coco['images'][:1],
+                                   annotations=[])))
+    with pytest.raises(ValueError, match='no image of the split is left '
+                       'after filter_cfg'):
+        build(filter_cfg=dict(filter_empty_gt=True))
+    assert len(build(filter_cfg=dict(filter_empty_gt=True),
+                     test_mode=True)) == 1  # testing keeps them
+
+
+def test_seg_missing_image_is_named(shapes_root, tmp_path):
+    from mmseg.registry import DATASETS
+    init_default_scope('mmseg')
+    names = tmp_path / 'train.txt'
+    names.write_text('000000\n999999\n')
+    with pytest.raises(FileNotFoundError) as err:
+        DATASETS.build(dict(
+            type='ShapesSegDataset', data_root=str(shapes_root),
+            ann_file=str(names),
+            data_prefix=dict(img_path='images/train',
+                             seg_map_path='seg_maps/train'), pipeline=[]))
+    assert 'Shapes image not found' in str(err.value)
+    assert '999999.png' in str(err.value)

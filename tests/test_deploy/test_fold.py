@@ -10,6 +10,7 @@ from mmengine.config import Config
 
 from mmbcn import BCN, WSConv2d
 from mmbcn.apis import build_model
+from mmbcn.compat import CheckpointError
 from mmbcn.deploy import (fold_bcn, fold_norm, fold_ws, folded_config,
                           load_folded, max_output_error, save_folded)
 from mmbcn.deploy.checkpoint import state_dict_mismatch
@@ -269,7 +270,9 @@ def test_deeplabv3_tools(tmp_path, capsys):
     assert dump.model.backbone.norm_cfg == dict(
         type='GN', num_groups=8, eps=1e-5, requires_grad=True)
     assert dump.model.backbone.conv_cfg is None
-    reloaded = load_folded(out)
+    with pytest.raises(CheckpointError, match='refused to load'):
+        load_folded(out)  # a pickled module: only with trust
+    reloaded = load_folded(out, trust=True)
     x = torch.randn(1, 3, 40, 40)
     assert max_output_error(model, reloaded, x) < TOL
 
@@ -281,6 +284,21 @@ def test_deeplabv3_tools(tmp_path, capsys):
     assert rc == 0 and 'onnx.checker: passed' in printed, printed
     if importlib.util.find_spec('onnxruntime') is not None:
         assert 'max |onnxruntime - torch|' in printed
+    # the folded file given where the trained checkpoint belongs
+    for tool, args in (('export_onnx', [onnx_file]), ('fold_norm', [out])):
+        rc = load_tool(tool).main([cfg_file, out, *args])
+        err = capsys.readouterr().err
+        assert rc == 1
+        assert f"{out} is already folded (written by fold_norm.py, format " \
+            f"'module'); {tool}.py takes the unfolded checkpoint" in err
+
+
+def test_tools_check_the_documented_tolerance():
+    from mmbcn.deploy.checkpoint import TOLERANCE
+    for tool in ('fold_norm', 'export_onnx'):
+        module = load_tool(tool)
+        args = module.parse_args(['c.py', 'a.pth', 'b.out'])
+        assert args.tolerance == TOLERANCE == 1e-3
 
 
 def test_gn_ws_saves_a_plain_checkpoint(tmp_path):
@@ -296,6 +314,8 @@ def test_gn_ws_saves_a_plain_checkpoint(tmp_path):
     out = str(tmp_path / 'gn.pth')
     info = save_folded(folded, cfg, out)
     assert info['format'] == 'state_dict'
+    from mmbcn.deploy.checkpoint import folded_format
+    assert folded_format(out) == 'state_dict'  # export / fold refuse it
     # plain mmseg: build the dumped config, load strictly
     plain = MODELS.build(Config.fromfile(info['config']).model).eval()
     load_checkpoint(plain, out, strict=True, logger='silent')

@@ -12,7 +12,7 @@ config dumped in its work dir, else the one stored in the checkpoint).
 Writes singularity.md, singularity_layers.csv, singularity_curves.csv and,
 per task, singularity_<task>.png (model-level dead / near-elimination
 fraction over iterations) and singularity_layers_<task>.png (per layer,
-final measurement). Statistics: mmbcn/analysis/singularity.py.
+final measurement). Statistics: mmbcn/models/diagnostics.py.
 """
 import argparse
 import os.path as osp

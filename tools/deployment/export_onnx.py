@@ -11,6 +11,7 @@ decode-head logits, ``_forward``), checks the file with
 outputs with torch's. Needs ``pip install -r requirements/deploy.txt``.
 """
 import argparse
+import os.path as osp
 import sys
 
 import torch
@@ -18,6 +19,7 @@ from mmengine.config import DictAction
 
 from mmbcn.apis import build_model, load_config
 from mmbcn.deploy import fold_norm
+from mmbcn.deploy.checkpoint import TOLERANCE, folded_format
 from mmbcn.deploy.onnx import DEFAULT_OPSET, export_onnx, onnxruntime_errors
 from mmbcn.schemes import scheme_names
 
@@ -38,16 +40,24 @@ def parse_args(argv=None):
     parser.add_argument('--opset', type=int, default=DEFAULT_OPSET)
     parser.add_argument('--dynamic-batch', action='store_true',
                         help='make the batch dimension dynamic')
-    parser.add_argument('--tolerance', type=float, default=1e-3,
-                        help='largest difference between onnxruntime and '
-                        'torch accepted, relative to the largest output '
-                        'magnitude (default: 1e-3; float32 rounding alone '
-                        'gives up to ~1e-4 in a deep untrained network)')
+    parser.add_argument('--tolerance', type=float, default=TOLERANCE,
+                        help='largest output difference accepted, relative '
+                        'to the largest output magnitude (default: '
+                        f'{TOLERANCE:g}; float32 rounding alone reaches '
+                        '~1.5e-4 in an untrained ResNet-50)')
     return parser.parse_args(argv)
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    fmt = folded_format(args.checkpoint) if osp.isfile(args.checkpoint) \
+        else None
+    if fmt is not None:
+        print(f'error: {args.checkpoint} is already folded (written by '
+              f'fold_norm.py, format {fmt!r}); export_onnx.py takes the '
+              'unfolded checkpoint trained with CONFIG and folds it itself',
+              file=sys.stderr)
+        return 1
     cfg = load_config(args.config, norm=args.norm,
                       cfg_options=args.cfg_options)
     model = fold_norm(build_model(cfg, args.checkpoint))

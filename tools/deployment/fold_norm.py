@@ -14,6 +14,7 @@ mmseg configs cannot express, and ``OUT`` holds the whole module
 ``mmbcn.deploy.load_folded(OUT)``). See :mod:`mmbcn.deploy.checkpoint`.
 """
 import argparse
+import os.path as osp
 import sys
 
 import torch
@@ -21,7 +22,7 @@ from mmengine.config import DictAction
 
 from mmbcn.apis import build_model, load_config
 from mmbcn.deploy import fold_norm, save_folded
-from mmbcn.deploy.checkpoint import output_errors
+from mmbcn.deploy.checkpoint import TOLERANCE, folded_format, output_errors
 from mmbcn.schemes import scheme_names
 
 
@@ -44,16 +45,24 @@ def parse_args(argv=None):
                         'random input of this size (default: 256 256)')
     parser.add_argument('--no-verify', action='store_true',
                         help='skip the output comparison')
-    parser.add_argument('--tolerance', type=float, default=1e-3,
+    parser.add_argument('--tolerance', type=float, default=TOLERANCE,
                         help='largest output difference accepted, relative '
-                        'to the largest output magnitude (default: 1e-3; '
-                        'float32 rounding alone gives up to ~1e-4 in a '
-                        'deep untrained network)')
+                        'to the largest output magnitude (default: '
+                        f'{TOLERANCE:g}; float32 rounding alone reaches '
+                        '~1.5e-4 in an untrained ResNet-50)')
     return parser.parse_args(argv)
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    fmt = folded_format(args.checkpoint) if osp.isfile(args.checkpoint) \
+        else None
+    if fmt is not None:
+        print(f'error: {args.checkpoint} is already folded (written by '
+              f'fold_norm.py, format {fmt!r}); fold_norm.py takes the '
+              'unfolded checkpoint trained with CONFIG and folds it itself',
+              file=sys.stderr)
+        return 1
     cfg = load_config(args.config, norm=args.norm,
                       cfg_options=args.cfg_options)
     model = build_model(cfg, args.checkpoint)

@@ -1,13 +1,13 @@
 """Training hooks for BCN layers, registered in mmengine's root HOOKS."""
 from typing import List, Optional, Tuple
 
-import torch
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 from mmengine.registry import HOOKS
 
 from ...distributed.sync import flush_deferred
 from ...models.layers.bcn import BCN
+from .health_check_hook import HealthCheckHook
 
 
 def bcn_layers(model) -> List[Tuple[str, BCN]]:
@@ -76,30 +76,7 @@ class BCNUpdateRateHook(Hook):
 
 
 @HOOKS.register_module()
-class BCNHealthCheckHook(Hook):
-    """Stops training when any BCN layer's estimates become non-finite,
-    naming the layer and the iteration (instead of a silent NaN run).
-
-    Runs before checkpoints are written, so no checkpoint holds them.
-    """
-    priority = 'HIGH'
-
-    def after_train_iter(self, runner, batch_idx, data_batch=None,
-                         outputs=None) -> None:
-        layers = bcn_layers(runner.model)
-        if not layers:
-            return
-        flags = torch.stack([
-            torch.isfinite(m.running_mean).all()
-            & torch.isfinite(m.running_var).all() for _, m in layers])
-        if bool(flags.all()):
-            return
-        name, layer = layers[int((~flags).nonzero()[0])]
-        which = 'running_mean' if not torch.isfinite(
-            layer.running_mean).all() else 'running_var'
-        raise FloatingPointError(
-            f'BCN layer "{name}" has non-finite estimated statistics '
-            f'({which}) after iteration {runner.iter + 1}; the batch that '
-            'produced them had non-finite activations (check the learning '
-            'rate, the loss and the data). Training stopped; the last '
-            'checkpoint does not contain these statistics.')
+class BCNHealthCheckHook(HealthCheckHook):
+    """The name earlier configs use for :class:`HealthCheckHook` (which
+    checks BCN's estimates, every other norm's statistics and the loss;
+    :func:`mmbcn.apis.build_runner` adds it to every run)."""
