@@ -1,18 +1,26 @@
 """Write the leaf configs of configs/mask_rcnn, configs/deeplabv3 and
 configs/shapes: one file per (model, schedule, batch, dataset) x scheme.
 
-Every leaf is a few lines: it inherits one of the shared bases in
-``configs/_base_/`` (which inherit mmdet's / mmseg's own configs), names its
-normalization scheme with ``norm_scheme`` and, for 1 image per GPU, sets the
-batch size, the linearly scaled learning rate and ``auto_scale_lr``.
+Every leaf inherits one of the shared bases in ``configs/_base_/`` (which
+inherit mmdet's / mmseg's own configs) and writes out the layers of its
+normalization scheme, as mmdet's ``configs/gn+ws/`` do: ``conv_cfg``,
+``norm_cfg`` and the ``model`` keys they go into (and, for "-all" schemes,
+the four-conv box head). Those lines are computed here from the one scheme
+table (:data:`mmbcn.schemes.SCHEMES`) applied to the base's model
+(:func:`mmbcn.schemes.scheme_edits`), so nothing is repeated by hand and any
+OpenMMLab tool (``Config.fromfile`` + ``MODELS.build``) builds what the leaf
+says. ``norm_scheme`` names the scheme, as a label for the result tables.
+For 1 image per GPU a leaf also sets the batch size, the linearly scaled
+learning rate and ``auto_scale_lr``.
 
 Usage::
 
     python tools/misc/generate_configs.py          # (re)write the leaves
     python tools/misc/generate_configs.py --check  # exit 1 if any is stale
 
-The output is deterministic; the hand-written bases are not touched. Names
-follow mmdet / mmseg::
+The output is deterministic for the installed mmdet / mmseg (whose base
+configs it reads); the hand-written bases are not touched. Names follow
+mmdet / mmseg::
 
     mask-rcnn_r50_fpn_bcn-ws-all_2x_coco.py        (8 GPUs x 2 images)
     mask-rcnn_r101_fpn_bcn-ws-all_8xb1-2x_coco.py  (8 GPUs x 1 image)
@@ -21,6 +29,7 @@ follow mmdet / mmseg::
     mask-rcnn_r18_fpn_bcn-ws-all_1xb2-300i_shapes.py
 """
 import argparse
+import functools
 import glob
 import os
 import os.path as osp
@@ -28,12 +37,14 @@ import sys
 import textwrap
 
 try:
-    from mmbcn.schemes import SCHEMES
+    from mmbcn.schemes import SCHEMES, scheme_edits
 except ImportError:  # run from a source checkout without installing mmbcn
     sys.path.insert(0, osp.abspath(osp.join(osp.dirname(__file__), '../..')))
-    from mmbcn.schemes import SCHEMES
+    from mmbcn.schemes import SCHEMES, scheme_edits
 
 REPO_ROOT = osp.abspath(osp.join(osp.dirname(__file__), '../..'))
+BASE_DIR = osp.join(REPO_ROOT, 'configs', '_base_')
+WIDTH = 79
 
 #: The schemes the experiments compare, in this order.
 SCHEME_NAMES = ('bn', 'syncbn', 'gn', 'gn-ws', 'bcn', 'bcn-ws')
@@ -69,12 +80,77 @@ def images(n):
     return f'{n} image' + ('s' if n > 1 else '')
 
 
+class Ref(str):
+    """A name the leaf defines (``norm_cfg``), written without quotes."""
+
+    def __repr__(self):
+        return str(self)
+
+
+def render(value, column=0, indent=0):
+    """``value`` as config source, starting at ``column``; dicts that do not
+    fit in :data:`WIDTH` get one key per line, indented by 4."""
+    if isinstance(value, dict):
+        items = [f'{k}={render(v, indent + 4 + len(k) + 1, indent + 4)}'
+                 for k, v in value.items()]
+        opening, closing = 'dict(', ')'
+    elif isinstance(value, (list, tuple)):
+        items = [render(v, indent + 4, indent + 4) for v in value]
+        opening, closing = ('[', ']') if isinstance(value, list) else \
+            ('(', ',)' if len(value) == 1 else ')')
+    else:
+        return repr(value)
+    one_line = opening + ', '.join(items) + closing
+    if '\n' not in one_line and column + len(one_line) <= WIDTH - 1:
+        return one_line
+    pad = ' ' * (indent + 4)
+    return opening + '\n' + ',\n'.join(pad + i for i in items) + closing
+
+
+def _refer(node, refs):
+    """``node`` with the values of ``refs`` ({name: value}) replaced by
+    references to the names."""
+    for name, value in refs.items():
+        if value is not None and node == value:
+            return Ref(name)
+    if isinstance(node, dict):
+        return {k: _refer(v, refs) for k, v in node.items()}
+    return node
+
+
+@functools.lru_cache(maxsize=None)
+def base_model(base):
+    """(scope, model dict) of a base in configs/_base_/ (read once)."""
+    from mmengine.config import Config
+    cfg = Config.fromfile(osp.join(BASE_DIR, base))
+    return cfg.default_scope, cfg.model.to_dict()
+
+
+def scheme_lines(base, scheme):
+    """The lines of a leaf that write out ``scheme``'s layers on ``base``.
+    """
+    scope, model = base_model(base)
+    layers = SCHEMES[scheme]
+    refs = {'conv_cfg': layers.conv_cfg, 'norm_cfg': layers.norm_cfg}
+    lines = [f"norm_scheme = '{scheme}'  # label only: the layers are below"]
+    for name, value in refs.items():
+        if value is not None:
+            lines.append(f'{name} = {render(value, len(name) + 3)}')
+    edits = _refer(scheme_edits(model, scheme, scope), refs)
+    lines.append(f'model = {render(edits, 8)}')
+    return '\n'.join(lines) + '\n'
+
+
+def comment(text):
+    return textwrap.fill(text, width=WIDTH, initial_indent='# ',
+                         subsequent_indent='# ') + '\n'
+
+
 def leaf(header, base, scheme, extra=''):
-    header = textwrap.fill(header, width=79, initial_indent='# ',
-                           subsequent_indent='# ')
-    return (f'{header}\n'
-            f"_base_ = '../_base_/{base}'\n"
-            f"norm_scheme = '{scheme}'\n{extra}")
+    about = (f'{LABELS[scheme]}: the layers of '
+             f'mmbcn.schemes.SCHEMES[{scheme!r}]')
+    return (comment(header) + f"_base_ = '../_base_/{base}'\n" +
+            comment(about) + scheme_lines(base, scheme) + extra)
 
 
 def mask_rcnn_configs():
