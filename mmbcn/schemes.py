@@ -58,6 +58,8 @@ _BN = dict(type='BN', requires_grad=True)
 _SYNCBN = dict(type='SyncBN', requires_grad=True)
 _GN = dict(type='GN', num_groups=32, requires_grad=True)
 _BCN = dict(type='BCN', num_groups=32, requires_grad=True)
+_BCN_LARGE = dict(type='BCN', num_groups=32, mode='large', sync='layer',
+                  requires_grad=True)
 _WS = dict(type='WSConv2d')
 _SWS = dict(type='ScaledWSConv2d')
 _AFFINE = dict(type='ChannelAffine', requires_grad=True)
@@ -76,6 +78,11 @@ SCHEMES: Dict[str, Scheme] = {s.name: s for s in (
            'Batch-Channel Normalization (micro-batch) everywhere'),
     Scheme('bcn-ws', _BCN, _WS, True,
            'Batch-Channel Normalization + Weight Standardization everywhere'),
+    Scheme('bcn-ws-large', _BCN_LARGE, _WS, True,
+           'Batch-Channel Normalization with the batch statistics of each '
+           "step, synchronized across GPUs every layer (mode='large', "
+           "sync='layer': the BCN authors' DeepLabV3 setting) + Weight "
+           'Standardization everywhere'),
     Scheme('sws', _AFFINE, _SWS, True,
            'Scaled Weight Standardization, no normalization (per-channel '
            'affine in place of each norm; zero-init residuals as SkipInit)'),

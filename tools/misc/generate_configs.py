@@ -62,6 +62,8 @@ LABELS = {
     'sws': 'Scaled WS without normalization (per-channel affine)',
     'evonorm-b0': 'EvoNorm-B0',
     'evonorm-s0': 'EvoNorm-S0',
+    'bcn-ws-large': 'BCN (large-batch mode, statistics synchronized across '
+                    'GPUs) + WS',
 }
 
 
@@ -126,9 +128,9 @@ def base_model(base):
     return cfg.default_scope, cfg.model.to_dict()
 
 
-def scheme_lines(base, scheme):
-    """The lines of a leaf that write out ``scheme``'s layers on ``base``.
-    """
+def scheme_lines(base, scheme, model_extra=None):
+    """The lines of a leaf that write out ``scheme``'s layers on ``base``
+    (and the other ``model`` keys of ``model_extra``)."""
     scope, model = base_model(base)
     layers = SCHEMES[scheme]
     refs = {'conv_cfg': layers.conv_cfg, 'norm_cfg': layers.norm_cfg}
@@ -137,6 +139,11 @@ def scheme_lines(base, scheme):
         if value is not None:
             lines.append(f'{name} = {render(value, len(name) + 3)}')
     edits = _refer(scheme_edits(model, scheme, scope), refs)
+    for key, value in (model_extra or {}).items():
+        if isinstance(value, dict):
+            edits.setdefault(key, {}).update(value)
+        else:
+            edits[key] = value
     lines.append(f'model = {render(edits, 8)}')
     return '\n'.join(lines) + '\n'
 
@@ -146,11 +153,11 @@ def comment(text):
                          subsequent_indent='# ') + '\n'
 
 
-def leaf(header, base, scheme, extra=''):
+def leaf(header, base, scheme, extra='', model_extra=None):
     about = (f'{LABELS[scheme]}: the layers of '
              f'mmbcn.schemes.SCHEMES[{scheme!r}]')
     return (comment(header) + f"_base_ = '../_base_/{base}'\n" +
-            comment(about) + scheme_lines(base, scheme) + extra)
+            comment(about) + scheme_lines(base, scheme, model_extra) + extra)
 
 
 def mask_rcnn_configs():
@@ -246,14 +253,83 @@ def shapes_configs():
                     'deeplabv3_r18-d8_1xb2-1000i_shapes.py', scheme))
 
 
+#: ImageNet weights trained with each scheme's layers:
+#: scheme -> (ConvertedPretrained source, checkpoint for depth {d}, whose)
+IMAGENET_WEIGHTS = {
+    'bn': ('torchvision', 'torchvision://resnet{d}', "torchvision's BN"),
+    'syncbn': ('torchvision', 'torchvision://resnet{d}', "torchvision's BN"),
+    'gn': ('detectron-gn', 'open-mmlab://detectron/resnet{d}_gn',
+           "Detectron's GN"),
+    'gn-ws': ('gn-ws', 'open-mmlab://jhu/resnet{d}_gn_ws',
+              "the WS authors' GN+WS"),
+    # the BCN authors publish their ImageNet models for download, not at a
+    # URL mmengine knows: save them under checkpoints/ (docs/finetune.md)
+    'bcn-ws': ('bcn-ws', 'checkpoints/rn{d}-bcn-ws.pth',
+               "the BCN authors' BCN+WS"),
+    'bcn-ws-large': ('bcn-ws', 'checkpoints/rn{d}-bcn-ws.pth',
+                     "the BCN authors' BCN+WS"),
+}
+#: Detectron's GN weights take BGR images, mean-subtracted, not scaled (as
+#: mmdet's configs/gn/)
+CAFFE_INPUT = dict(mean=[103.530, 116.280, 123.675], std=[1.0, 1.0, 1.0],
+                   bgr_to_rgb=False)
+#: The schemes fine-tuned on COCO (those with ImageNet weights of their own)
+FINETUNE_DET = ('bn', 'syncbn', 'gn', 'gn-ws', 'bcn-ws')
+#: ... and on VOC (the authors' DeepLabV3 also with large-batch BCN)
+FINETUNE_SEG = FINETUNE_DET + ('bcn-ws-large', )
+
+
+def pretrained(scheme, depth):
+    """The ``model`` keys that load the scheme's ImageNet weights."""
+    source, checkpoint, _ = IMAGENET_WEIGHTS[scheme]
+    backbone = dict(init_cfg=dict(type='ConvertedPretrained', source=source,
+                                  checkpoint=checkpoint.format(d=depth)))
+    if scheme == 'syncbn':
+        backbone['norm_eval'] = False  # train the synchronized statistics
+    keys = dict(backbone=backbone)
+    if scheme == 'gn':
+        keys['data_preprocessor'] = dict(CAFFE_INPUT)
+    return keys
+
+
+def finetune_configs():
+    for depth in (50, 101):
+        for recipe, steps in (('2x', '16 and 22'), ('20-23-24e', '20 and 23')):
+            base = f'mask-rcnn_r{depth}_fpn_finetune_{recipe}_coco.py'
+            for scheme in FINETUNE_DET:
+                whose = IMAGENET_WEIGHTS[scheme][2]
+                name = (f'mask-rcnn_r{depth}-in1k_fpn_{det_tag(scheme)}_'
+                        f'{recipe}_coco.py')
+                header = (f'Mask R-CNN R-{depth}-FPN on COCO fine-tuned from '
+                          f'{whose} ImageNet ResNet-{depth}, 24 epochs (lr '
+                          f'steps at {steps}), 8 GPUs x 2 images; '
+                          f'{LABELS[scheme]} {det_where(scheme)}.')
+                yield (osp.join('finetune', name),
+                       leaf(header, base, scheme,
+                            model_extra=pretrained(scheme, depth)))
+    base = 'deeplabv3_r101-d8_finetune_4xb4-33k_voc12aug-513x513.py'
+    for scheme in FINETUNE_SEG:
+        whose = IMAGENET_WEIGHTS[scheme][2]
+        name = (f'deeplabv3_r101-in1k-d8_{scheme}_4xb4-33k_'
+                'voc12aug-513x513.py')
+        header = ('DeepLabV3 R-101-D8 on PASCAL VOC 2012 + aug fine-tuned '
+                  f'from {whose} ImageNet ResNet-101 (the authors\' recipe: '
+                  '513x513 crops, 4 GPUs x 4 images, lr 0.007, poly 0.9); '
+                  f'{LABELS[scheme]} in the backbone and ASPP head.')
+        yield (osp.join('finetune', name),
+               leaf(header, base, scheme,
+                    model_extra=pretrained(scheme, 101)))
+
+
 #: The folders of configs/ this script writes.
-FAMILIES = ('mask_rcnn', 'deeplabv3', 'shapes')
+FAMILIES = ('mask_rcnn', 'deeplabv3', 'shapes', 'finetune')
 
 
 def all_configs():
     """{path relative to configs/: file content} of every leaf."""
     configs = {}
-    for family in (mask_rcnn_configs, deeplabv3_configs, shapes_configs):
+    for family in (mask_rcnn_configs, deeplabv3_configs, shapes_configs,
+                   finetune_configs):
         for path, text in family():
             assert path not in configs, path
             configs[path] = text
