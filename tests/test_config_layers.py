@@ -244,3 +244,19 @@ def test_command_line_conflict_is_reported():
         'model.neck.norm_cfg.num_groups': 16})
     assert cfg.model.neck.norm_cfg == dict(type='GN', num_groups=16,
                                            requires_grad=True)
+
+
+def test_finetune_docs_list_every_config():
+    """docs/finetune.md has a row per fine-tuning config with the weights
+    its init_cfg loads."""
+    with open(osp.join(REPO, 'docs', 'finetune.md'), encoding='utf-8') as f:
+        rows = {line.split('|')[1].strip().strip('`'): line
+                for line in f if line.startswith('| `')}
+    finetune = [c for c in CONFIGS if c.startswith('finetune/')]
+    assert finetune
+    for config in finetune:
+        name = osp.basename(config)
+        assert name in rows, f'{name} is not in docs/finetune.md'
+        init = read(osp.join(CONFIG_DIR, config)).model.backbone.init_cfg
+        assert f"`{init.checkpoint}` (`{init.source}`)" in rows[name]
+        assert rows[name].rstrip().endswith('| not run yet |')

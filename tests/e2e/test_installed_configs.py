@@ -21,7 +21,7 @@ from repo import REPO
 LEAF = 'mask_rcnn/mask-rcnn_r50_fpn_bcn-ws-all_2x_coco.py'
 
 CHECK = r'''
-import json, os.path as osp, sys
+import copy, json, os.path as osp, sys
 import mmbcn
 from mmengine.config import Config
 from mmengine.utils import get_installed_path
@@ -29,11 +29,20 @@ from mmbcn.apis import load_config
 
 cfg = Config.fromfile('my_config.py')
 ours = load_config('my_config.py')
+written, ours = cfg.model.to_dict(), ours.model.to_dict()
+# built as mmdet's own tools build it
+from mmdet.registry import MODELS
+from mmdet.utils import register_all_modules
+register_all_modules()
+model = MODELS.build(copy.deepcopy(cfg.model))
+groups = sorted({m.num_groups for m in model.backbone.modules()
+                 if type(m).__name__ == 'BCN'})
+ws = sum(type(m).__name__ == 'WSConv2d' for m in model.modules())
 print(json.dumps(dict(
     mmbcn=osp.dirname(mmbcn.__file__),
     installed=get_installed_path('mmbcn'),
-    model=cfg.model.to_dict(), ours=ours.model.to_dict(),
-    label=cfg.norm_scheme), default=repr))
+    model=written, ours=ours,
+    label=cfg.norm_scheme, groups=groups, ws=ws), default=repr))
 '''
 
 
@@ -76,6 +85,7 @@ def test_installed_package_ships_its_configs(tmp_path):
     assert out['mmbcn'] == str(target / 'mmbcn')  # not the repository's
     assert out['installed'] == str(target / 'mmbcn')
     assert out['label'] == 'bcn-ws'
+    assert out['groups'] == [16] and out['ws'] == 69
     assert out['model'] == out['ours']
     # the repository's leaf, with the user's edit
     expected = Config.fromfile(osp.join(REPO, 'configs', LEAF)).model
