@@ -48,7 +48,7 @@ def fast_config_loading():
 
 def test_finetune_configs_found():
     names = [osp.basename(p) for p in FINETUNE]
-    assert len(names) == 26, names
+    assert len(names) == 32, names
     assert any('bcn-ws-large' in n for n in names)
 
 

@@ -319,6 +319,19 @@ def finetune_configs():
         yield (osp.join('finetune', name),
                leaf(header, base, scheme,
                     model_extra=pretrained(scheme, 101)))
+    base = 'deeplabv3_r101-d8_finetune_4xb2-80k_cityscapes-512x1024.py'
+    for scheme in FINETUNE_SEG:
+        whose = IMAGENET_WEIGHTS[scheme][2]
+        name = (f'deeplabv3_r101-in1k-d8_{scheme}_4xb2-80k_'
+                'cityscapes-512x1024.py')
+        header = ('DeepLabV3 R-101-D8 on Cityscapes fine-tuned from '
+                  f'{whose} ImageNet ResNet-101 (mmseg\'s recipe: 80k '
+                  'iterations, 4 GPUs x 2 images, lr 0.01, 512x1024 crops); '
+                  f'{LABELS[scheme]} in the backbone, ASPP head and '
+                  'auxiliary head.')
+        yield (osp.join('finetune', name),
+               leaf(header, base, scheme,
+                    model_extra=pretrained(scheme, 101)))
 
 
 #: The folders of configs/ this script writes.
