@@ -63,5 +63,9 @@ setup(
     extras_require={'tests': read_requirements('tests.txt')},
     ext_modules=EXT_MODULES,
     cmdclass=CMDCLASS,
-    package_data={'mmbcn': ['models/functional/csrc/*.cpp']},
+    # the configs, where mmengine looks for `mmbcn::<path>` bases (as
+    # mmdet's / mmseg's .mim folders); mmbcn/.mim/configs links to configs/
+    package_data={'mmbcn': ['models/functional/csrc/*.cpp',
+                            '.mim/model-index.yml', '.mim/configs/*.md',
+                            '.mim/configs/**/*.py']},
 )

@@ -1,20 +1,28 @@
-"""The normalization schemes, and the one function that applies them.
+"""The normalization schemes, and the functions that apply and check them.
 
 A scheme is a pair (norm_cfg, conv_cfg) plus whether it normalizes the whole
 detector ("-all", as mmdet's gn / gn+ws configs: backbone, neck, RoI bbox and
 mask heads) or only where the base config already normalizes (the backbone,
 and mmseg's decode / auxiliary heads).
 
-Apply one to any mmdet / mmseg model config::
+The shipped configs write each scheme's layers out (generated from this
+table by ``tools/misc/generate_configs.py``), so any OpenMMLab tool builds
+them as they read. Two ways to use the table besides:
 
-    apply_scheme(cfg.model, 'bcn-ws', scope='mmdet')
+- rewrite any mmdet / mmseg model config for a scheme::
 
-or name it in a config file (``norm_scheme = 'bcn-ws'``) or on the command
-line (``tools/train.py CONFIG --norm bcn-ws``); :func:`apply_config_scheme`
-handles both. A scheme may also be a dict with overrides of its layers'
-arguments: ``dict(name='bcn-ws', norm=dict(num_groups=16))``.
+      apply_scheme(cfg.model, 'bcn-ws', scope='mmdet')
 
-Rules, for every module config in the model (found by walking the dict):
+  (``tools/train.py CONFIG --norm bcn-ws`` does this, :func:`apply_norm`,
+  and logs what it rewrote). A scheme may also be a dict with overrides of
+  its layers' arguments: ``dict(name='bcn-ws', norm=dict(num_groups=16))``;
+- ``norm_scheme = 'bcn-ws'`` in a config is a *label* (the result tables
+  group runs by it). It never changes the model; mmbcn's tools check that it
+  names the layer types the config writes (:func:`check_norm_scheme`) and
+  stop with one error listing the modules that disagree.
+
+Rules of :func:`apply_scheme`, for every module config in the model (found
+by walking the dict):
 
 - a module that takes ``norm_cfg`` gets the scheme's ``norm_cfg`` if its
   config already has a norm, if it is the backbone, or, for "-all" schemes,
@@ -26,12 +34,17 @@ Rules, for every module config in the model (found by walking the dict):
 """
 import copy
 import inspect
+import logging
 from dataclasses import dataclass, field
-from typing import Any, Dict, Optional, Union
+from typing import Any, Dict, List, Optional, Union
 
+import torch.nn as nn
 from mmengine.config import Config, ConfigDict
+from mmengine.logging import print_log
+from mmengine.registry import MODELS
 
-from .scope import check_scope, config_scope, lookup
+from .models.layers.norm_types import NORM_TYPES
+from .scope import check_scope, config_scope, lookup, registry
 
 
 @dataclass(frozen=True)
@@ -48,6 +61,8 @@ _BN = dict(type='BN', requires_grad=True)
 _SYNCBN = dict(type='SyncBN', requires_grad=True)
 _GN = dict(type='GN', num_groups=32, requires_grad=True)
 _BCN = dict(type='BCN', num_groups=32, requires_grad=True)
+_BCN_LARGE = dict(type='BCN', num_groups=32, mode='large', sync='layer',
+                  requires_grad=True)
 _WS = dict(type='WSConv2d')
 _SWS = dict(type='ScaledWSConv2d')
 _AFFINE = dict(type='ChannelAffine', requires_grad=True)
@@ -66,6 +81,11 @@ SCHEMES: Dict[str, Scheme] = {s.name: s for s in (
            'Batch-Channel Normalization (micro-batch) everywhere'),
     Scheme('bcn-ws', _BCN, _WS, True,
            'Batch-Channel Normalization + Weight Standardization everywhere'),
+    Scheme('bcn-ws-large', _BCN_LARGE, _WS, True,
+           'Batch-Channel Normalization with the batch statistics of each '
+           "step, synchronized across GPUs every layer (mode='large', "
+           "sync='layer': the BCN authors' DeepLabV3 setting) + Weight "
+           'Standardization everywhere'),
     Scheme('sws', _AFFINE, _SWS, True,
            'Scaled Weight Standardization, no normalization (per-channel '
            'affine in place of each norm; zero-init residuals as SkipInit)'),
@@ -164,11 +184,6 @@ def registered_layer_types(scope: str) -> Dict[str, list]:
     """The names registered for normalization ('norm') and convolution
     ('conv') layers, as a config's ``norm_cfg`` / ``conv_cfg`` may name
     them in ``scope``."""
-    import torch.nn as nn
-    from mmengine.registry import MODELS
-
-    from .models.layers.norm_types import NORM_TYPES
-    from .scope import registry
     kinds = {'norm': NORM_TYPES, 'conv': (nn.modules.conv._ConvNd, )}
     names: Dict[str, list] = {k: [] for k in kinds}
     for reg in (registry(scope, 'MODELS'), MODELS):
@@ -201,18 +216,14 @@ def check_layer_types(model_cfg: dict, scope: str,
                          f'and mmbcn): {valid}')
 
 
-def apply_scheme(model_cfg: dict, scheme: Union[str, Dict, Scheme],
-                 scope: str = 'mmdet') -> dict:
-    """Rewrite ``model_cfg`` in place for ``scheme``; returns it.
-
-    ``scope`` is the registry the model's types live in ('mmdet' or
-    'mmseg'). See the module docstring for the rules.
-    """
-    scheme = get_scheme(scheme)
+def _apply(model_cfg: dict, scheme: Scheme, scope: str) -> list:
+    """Rewrite ``model_cfg`` in place; the paths of the modules whose
+    ``norm_cfg`` (and ``conv_cfg``) the scheme set."""
     check_scope(scope)
     if not isinstance(model_cfg, dict) or 'type' not in model_cfg:
         raise ValueError('apply_scheme needs a model config dict with a '
                          f"'type'; got {type(model_cfg).__name__}")
+    rewritten = []
     for path, module in list(_module_configs(model_cfg)):
         if path == ():
             continue  # the detector / segmentor itself
@@ -229,19 +240,202 @@ def apply_scheme(model_cfg: dict, scheme: Union[str, Dict, Scheme],
             module['norm_cfg'] = copy.deepcopy(scheme.norm_cfg)
             if accepts(cls, 'conv_cfg'):
                 module['conv_cfg'] = copy.deepcopy(scheme.conv_cfg)
+            rewritten.append(path)
+    return rewritten
+
+
+def apply_scheme(model_cfg: dict, scheme: Union[str, Dict, Scheme],
+                 scope: str = 'mmdet') -> dict:
+    """Rewrite ``model_cfg`` in place for ``scheme``; returns it.
+
+    ``scope`` is the registry the model's types live in ('mmdet' or
+    'mmseg'). See the module docstring for the rules.
+    """
+    _apply(model_cfg, get_scheme(scheme), scope)
     return model_cfg
+
+
+def scheme_edits(model_cfg: dict, scheme: Union[str, Dict, Scheme],
+                 scope: str = 'mmdet') -> dict:
+    """What a config inheriting ``model_cfg`` writes to get ``scheme``.
+
+    A nested dict holding, for every module the scheme normalizes, its
+    ``norm_cfg`` and ``conv_cfg`` (also where unchanged, so the config shows
+    them) and the other keys the scheme changes (a box head's ``type``);
+    merged onto ``model_cfg`` as mmengine merges a child config, it gives
+    :func:`apply_scheme`'s result. A layer config that must drop keys of
+    the base's (``momentum`` of a BN, say) gets ``_delete_=True``.
+    """
+    after = copy.deepcopy(model_cfg)
+    edits: Dict[str, Any] = {}
+    for path in _apply(after, get_scheme(scheme), scope):
+        if any(isinstance(p, int) for p in path):
+            raise ValueError(
+                f'{dotted(path)} is inside a list, which a child config '
+                'replaces as a whole; scheme_edits cannot write it')
+        before_m, after_m = _at(model_cfg, path), _at(after, path)
+        node = edits
+        for key in path:
+            node = node.setdefault(key, {})
+        for key, value in after_m.items():
+            layer = key in ('norm_cfg', 'conv_cfg')
+            if not layer and key in before_m and before_m[key] == value:
+                continue
+            value = copy.deepcopy(value)
+            old = before_m.get(key)
+            if layer and isinstance(old, dict) and isinstance(value, dict) \
+                    and set(old) - set(value):
+                value = {'_delete_': True, **value}
+            node[key] = value
+    return edits
+
+
+def dotted(path) -> str:
+    """``('roi_head', 'bbox_head')`` -> ``'model.roi_head.bbox_head'``."""
+    return 'model' + ''.join(f'[{p}]' if isinstance(p, int) else f'.{p}'
+                             for p in path)
+
+
+def _at(node, path):
+    for key in path:
+        node = node[key]
+    return node
+
+
+def _type_of(layer_cfg):
+    return None if layer_cfg is None else layer_cfg.get('type')
+
+
+def scheme_conflicts(model_cfg: dict, scheme: Union[str, Dict, Scheme],
+                     scope: str = 'mmdet') -> List[str]:
+    """Where the layers written in ``model_cfg`` are not ``scheme``'s.
+
+    A module disagrees when the scheme would normalize it and its
+    ``norm_cfg`` / ``conv_cfg`` is of another type (or absent), or, for a
+    scheme given as a dict with overrides, when an overridden argument has
+    another value. Other arguments (``num_groups``, ``eps``, ...) are the
+    config's to choose. Returns one line per disagreement (empty: none).
+    """
+    overrides = {}
+    if isinstance(scheme, dict):
+        overrides = dict(norm_cfg=dict(scheme.get('norm') or {}),
+                         conv_cfg=dict(scheme.get('conv') or {}))
+    scheme = get_scheme(scheme)
+    expected = copy.deepcopy(model_cfg)
+    problems = []
+    for path in _apply(expected, scheme, scope):
+        written, wanted = _at(model_cfg, path), _at(expected, path)
+        for key in ('norm_cfg', 'conv_cfg'):
+            if key not in wanted:
+                continue
+            have, want = written.get(key), wanted[key]
+            if _type_of(have) != _type_of(want):
+                problems.append(
+                    f'{dotted(path)}.{key} is '
+                    + (f"type={_type_of(have)!r}" if have is not None
+                       else 'None')
+                    + f", {scheme.name!r} has "
+                    + (f"type={_type_of(want)!r}" if want is not None
+                       else 'None'))
+                continue
+            for arg, value in overrides.get(key, {}).items():
+                if have.get(arg) != value:
+                    problems.append(f'{dotted(path)}.{key}.{arg} is '
+                                    f'{have.get(arg)!r}, the scheme sets '
+                                    f'{value!r}')
+    return problems
+
+
+def matching_schemes(model_cfg: dict, scope: str = 'mmdet') -> List[str]:
+    """The names of the schemes whose layer types ``model_cfg`` has."""
+    return [name for name in SCHEMES
+            if not scheme_conflicts(model_cfg, name, scope)]
+
+
+def _label(scheme) -> Union[str, Dict]:
+    return scheme.to_dict() if isinstance(scheme, ConfigDict) else scheme
+
+
+def apply_norm(cfg: Config, norm: Union[str, Dict]) -> Config:
+    """``--norm``: rewrite ``cfg.model`` for ``norm`` whatever the config
+    writes, say so in the log, and make ``cfg.norm_scheme`` its name."""
+    scheme = get_scheme(norm)
+    old = _label(cfg.get('norm_scheme'))
+    paths = _apply(cfg.model, scheme, config_scope(cfg))
+    # the top-level variables a config writes its layers with (as mmdet's
+    # gn+ws configs do), so that a dump of the config reads the same
+    for key, value in (('norm_cfg', scheme.norm_cfg),
+                       ('conv_cfg', scheme.conv_cfg)):
+        if key in cfg:
+            cfg[key] = copy.deepcopy(value)
+    print_log(
+        f'--norm {scheme.name}: rewrote norm_cfg / conv_cfg of '
+        f'{len(paths)} modules ({", ".join(dotted(p) for p in paths)}) '
+        f"to {scheme.name!r}" + (
+            f' (the config says norm_scheme={old!r}; its own layers are '
+            'replaced)' if old is not None else ''),
+        logger='current', level=logging.WARNING)
+    cfg.norm_scheme = _label(norm)
+    return cfg
+
+
+def check_norm_scheme(cfg: Config, name: Optional[str] = None) -> Config:
+    """Check that the config's ``norm_scheme`` label (if any) names the
+    layers its model writes out; one ValueError listing the
+    disagreements (and the schemes that do match) if not."""
+    label = _label(cfg.get('norm_scheme'))
+    if label is None:
+        return cfg
+    scope = config_scope(cfg)
+    problems = scheme_conflicts(cfg.model, label, scope)
+    if problems:
+        name = name or cfg.filename or 'config'
+        matches = matching_schemes(cfg.model, scope)
+        hint = (f'the layers are those of {", ".join(map(repr, matches))}; '
+                if matches else 'the layers match no scheme of the table; ')
+        shown = '; '.join(problems[:6])
+        more = f' (and {len(problems) - 6} more)' if len(problems) > 6 \
+            else ''
+        raise ValueError(
+            f'{name}: norm_scheme={label!r} does not describe the model: '
+            f'{shown}{more}. norm_scheme is a label (for the result '
+            'tables) and never changes the model; '
+            f'{hint}set norm_scheme to the scheme the layers are, delete '
+            'it, or rewrite the layers with --norm NAME '
+            f'({", ".join(SCHEMES)})')
+    return cfg
 
 
 def apply_config_scheme(cfg: Config, norm: Union[str, Dict, None] = None
                         ) -> Config:
-    """Apply ``norm`` (command line) or else ``cfg.norm_scheme`` to
-    ``cfg.model``; records the scheme's name in ``cfg.norm_scheme``."""
-    scheme = norm if norm is not None else cfg.get('norm_scheme')
-    if scheme is None:
-        return cfg
-    if isinstance(scheme, ConfigDict):
-        scheme = scheme.to_dict()
-    resolved = get_scheme(scheme)
-    apply_scheme(cfg.model, resolved, config_scope(cfg))
-    cfg.norm_scheme = scheme
-    return cfg
+    """``--norm`` (:func:`apply_norm`) if given, then
+    :func:`check_norm_scheme`."""
+    if norm is not None:
+        apply_norm(cfg, norm)
+    return check_norm_scheme(cfg)
+
+
+def where(scheme: Union[str, Scheme]) -> str:
+    """Where a scheme puts its layers, in words."""
+    if get_scheme(scheme).normalize_all:
+        return ('everywhere: backbone, neck, RoI box / mask heads, decode / '
+                'auxiliary heads')
+    return ('where the base normalizes: backbone (and mmseg\'s decode / '
+            'auxiliary heads)')
+
+
+def _inline(cfg) -> str:
+    if cfg is None:
+        return 'None'
+    return 'dict(' + ', '.join(f'{k}={v!r}' for k, v in cfg.items()) + ')'
+
+
+def scheme_table_markdown() -> str:
+    """The scheme table (every scheme of :data:`SCHEMES`) in Markdown."""
+    rows = ['| scheme | norm_cfg | conv_cfg | where | description |',
+            '|---|---|---|---|---|']
+    for s in SCHEMES.values():
+        rows.append(f'| `{s.name}` | `{_inline(s.norm_cfg)}` | '
+                    f'`{_inline(s.conv_cfg)}` | {where(s)} | '
+                    f'{s.description} |')
+    return '\n'.join(rows) + '\n'

@@ -8,7 +8,9 @@ For each config file:
   of its name (mmdet's default 8 x 2 when the name has no ``NxbM``) and
   ``train_dataloader.batch_size`` the images per GPU; configs sharing a base
   use the same lr per image; COCO / VOC / Cityscapes configs train from
-  scratch; the shapes configs read ``data/shapes/`` by default;
+  scratch, except those of configs/finetune/ (ImageNet weights through
+  ``ConvertedPretrained``); the shapes configs read ``data/shapes/`` by
+  default;
 - with its dataset root pointed at a tiny shapes dataset laid out like the
   real one (COCO json + image folders, VOC ``JPEGImages`` /
   ``SegmentationClass[Aug]`` / ``ImageSets``, Cityscapes ``leftImg8bit`` /
@@ -225,8 +227,9 @@ def names_batch(config):
 def bn_on_pooled_features(cfg):
     """DeepLabV3's ASPP pools to 1x1; BN needs 2 images to train it."""
     scheme = get_scheme(cfg.norm_scheme)
-    return cfg.default_scope == 'mmseg' and \
-        scheme.norm_cfg['type'] in ('BN', 'SyncBN')
+    batch_stats = scheme.norm_cfg['type'] in ('BN', 'SyncBN') or \
+        scheme.norm_cfg.get('mode') == 'large'  # BCN's batch stage as BN
+    return cfg.default_scope == 'mmseg' and batch_stats
 
 
 #: model config (after the scheme) -> the config whose iteration covered it
@@ -251,10 +254,13 @@ def test_config_conventions(config):
     assert cfg.auto_scale_lr.enable is False
     assert cfg.train_dataloader.batch_size == per_gpu
     backbone = cfg.model.backbone
-    assert backbone.get('init_cfg') is None, 'not trained from scratch'
-    assert cfg.model.get('pretrained') is None, 'not trained from scratch'
-    assert backbone.norm_eval is False
-    assert backbone.frozen_stages == -1
+    assert cfg.model.get('pretrained') is None
+    if config.startswith('finetune'):  # ImageNet weights of its layers
+        assert backbone.init_cfg.type == 'ConvertedPretrained'
+    else:
+        assert backbone.get('init_cfg') is None, 'not trained from scratch'
+        assert backbone.norm_eval is False
+        assert backbone.frozen_stages == -1
     if config.startswith('shapes'):
         for split in ('train', 'val', 'test'):
             dataset = cfg[f'{split}_dataloader'].dataset
@@ -292,9 +298,22 @@ def test_generated_configs_up_to_date():
     assert module.main(['--check']) == 0
 
 
-@pytest.mark.parametrize('config', CONFIGS)
+#: One iteration for these fine-tuning configs; the others differ from
+#: them or from the scratch configs only in the ImageNet weights (loaded in
+#: tests/test_converters/test_initializer.py), frozen stages and input
+#: normalization.
+FINETUNE_TRAINED = (
+    'finetune/mask-rcnn_r50-in1k_fpn_bcn-ws-all_2x_coco.py',
+    'finetune/deeplabv3_r101-in1k-d8_bcn-ws-large_4xb4-33k_'
+    'voc12aug-513x513.py')
+TRAIN_CONFIGS = [c for c in CONFIGS if not c.startswith('finetune')] + \
+    list(FINETUNE_TRAINED)
+
+
+@pytest.mark.parametrize('config', TRAIN_CONFIGS)
 def test_config_builds_and_trains(config, fake_data, tmp_path):
     cfg = load(config)
+    cfg.model.backbone.init_cfg = None  # no ImageNet weights here
     batch = 2 if bn_on_pooled_features(cfg) else 1
     cfg = adapt(cfg, fake_data, tmp_path, batch_size=batch)
     models, datasets = registries(cfg.default_scope)

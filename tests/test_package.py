@@ -20,10 +20,10 @@ PACKAGE = osp.join(REPO, 'mmbcn')
 ALLOWED = {
     'version': set(),
     'scope': set(),
-    'schemes': {'scope'},
+    'schemes': {'scope', 'models'},
     'distributed': set(),
-    'models': {'distributed'},
-    'compat': {'schemes'},
+    'compat': set(),
+    'models': {'distributed', 'compat'},
     'engine': {'models', 'distributed'},
     'datasets': set(),
     'converters': {'compat', 'models'},

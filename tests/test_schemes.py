@@ -1,4 +1,5 @@
 """Schemes rewrite every conv/norm of real mmdet / mmseg models."""
+import copy
 from collections import Counter
 
 import pytest
@@ -11,7 +12,8 @@ from mmbcn import BCN, WSConv2d
 from mmbcn.models.layers import (ChannelAffine, EvoNormB0, EvoNormS0,
                                  ScaledWSConv2d)
 from mmbcn.schemes import (SCHEMES, apply_config_scheme, apply_scheme,
-                           get_scheme)
+                           get_scheme, matching_schemes, scheme_conflicts,
+                           scheme_edits, scheme_table_markdown)
 
 MASK_RCNN = 'mmdet::mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py'
 DEEPLABV3 = 'mmseg::deeplabv3/deeplabv3_r50-d8_4xb4-20k_voc12aug-512x512.py'
@@ -110,11 +112,12 @@ def test_scheme_replaces_a_previous_scheme(tmp_path):
     assert cfg.norm_scheme == 'bcn'
 
 
-def test_config_key_and_overrides(tmp_path):
+def test_norm_with_overrides(tmp_path):
     cfg = load(DEEPLABV3, tmp_path)
-    cfg.norm_scheme = dict(name='bcn-ws', norm=dict(num_groups=16,
-                                                    update_rate=0.05))
-    apply_config_scheme(cfg)
+    apply_config_scheme(cfg, dict(name='bcn-ws', norm=dict(
+        num_groups=16, update_rate=0.05)))
+    assert cfg.norm_scheme == dict(name='bcn-ws', norm=dict(
+        num_groups=16, update_rate=0.05))
     model = build(cfg)
     bcn = [m for m in model.modules() if isinstance(m, BCN)]
     assert bcn and all(m.num_groups == 16 for m in bcn)
@@ -183,3 +186,45 @@ def test_unregistered_layer_types_name_key_type_and_the_valid_ones(
     with pytest.raises(ValueError, match="type 'BNX'"):
         cfg.model.backbone.norm_cfg = dict(type='BNX')
         build_model(cfg)
+
+
+def test_scheme_edits_merge_to_the_scheme(tmp_path):
+    """What the generator writes into a leaf: merged onto the base as
+    mmengine merges a child config, it is apply_scheme's result, and a base
+    norm with arguments the scheme lacks is replaced, not merged."""
+    base = load(MASK_RCNN, tmp_path)
+    base.model.backbone.norm_cfg = dict(type='BN', momentum=0.03,
+                                        requires_grad=True)
+    edits = scheme_edits(base.model.to_dict(), 'gn-ws', 'mmdet')
+    assert edits['backbone']['norm_cfg'] == dict(
+        _delete_=True, type='GN', num_groups=32, requires_grad=True)
+    assert edits['roi_head']['bbox_head']['type'] == 'Shared4Conv1FCBBoxHead'
+    assert 'rpn_head' not in edits
+    merged = copy.deepcopy(base)
+    merged.merge_from_dict(dict(model=edits))
+    expected = apply_scheme(base.model.to_dict(), 'gn-ws', 'mmdet')
+    assert merged.model.to_dict() == expected
+
+
+def test_matching_schemes_and_conflicts(tmp_path):
+    cfg = apply_config_scheme(load(DEEPLABV3, tmp_path), 'gn-ws')
+    assert matching_schemes(cfg.model, 'mmseg') == ['gn-ws']
+    assert scheme_conflicts(cfg.model, 'gn-ws', 'mmseg') == []
+    assert scheme_conflicts(cfg.model, 'gn', 'mmseg') == [
+        f"model.{m}.conv_cfg is type='WSConv2d', 'gn' has None"
+        for m in ('backbone', 'decode_head', 'auxiliary_head')]
+    # a dict label's overrides are checked too
+    assert scheme_conflicts(cfg.model, dict(name='gn-ws', norm=dict(
+        num_groups=16)), 'mmseg')[0] == (
+            'model.backbone.norm_cfg.num_groups is 32, the scheme sets 16')
+
+
+def test_scheme_table_lists_every_scheme():
+    rows = scheme_table_markdown().splitlines()[2:]
+    assert len(rows) == len(SCHEMES)
+    for row, scheme in zip(rows, SCHEMES.values()):
+        cells = [c.strip() for c in row.strip('|').split('|')]
+        assert cells[0] == f'`{scheme.name}`'
+        assert eval(cells[1].strip('`')) == scheme.norm_cfg
+        assert eval(cells[2].strip('`')) == scheme.conv_cfg
+        assert cells[4] == scheme.description

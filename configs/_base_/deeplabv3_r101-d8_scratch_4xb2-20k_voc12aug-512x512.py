@@ -1,14 +1,15 @@
 # mmseg's DeepLabV3 R-101-D8 on PASCAL VOC 2012 + aug, 20k iterations, at 2
 # images per GPU (4 GPUs x 2 = 8, half mmseg's batch of 16, so half its lr),
 # trained from scratch so that every normalization layer is the scheme's.
-# The configs in configs/deeplabv3/ add `norm_scheme` (and the batch size).
+# The configs in configs/deeplabv3/ write out the scheme's layers (and the
+# batch size).
 _base_ = [
     'mmseg::deeplabv3/deeplabv3_r101-d8_4xb4-20k_voc12aug-512x512.py',
     './custom_imports.py',
 ]
 model = dict(
-    # From scratch. To fine-tune ImageNet weights trained with the same
-    # layers instead: pretrained='/path/to/r101_v1c.pth'
+    # From scratch (configs/finetune/ starts from ImageNet weights trained
+    # with the same layers)
     pretrained=None,
     backbone=dict(frozen_stages=-1, norm_eval=False, init_cfg=None))
 train_dataloader = dict(batch_size=2)

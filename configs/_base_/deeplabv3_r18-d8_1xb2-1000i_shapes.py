@@ -1,5 +1,6 @@
 # Small DeepLabV3 on the built-in shapes data (trains on 2 CPU cores in a
-# few minutes). The leaf configs in configs/shapes/ only add `norm_scheme`.
+# few minutes). The leaf configs in configs/shapes/ only write out the scheme's
+# layers.
 _base_ = [
     './models/deeplabv3_r18-d8_shapes.py',
     './datasets/shapes_semantic.py',

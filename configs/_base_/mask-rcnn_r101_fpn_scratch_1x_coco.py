@@ -1,6 +1,7 @@
 # mmdet's Mask R-CNN R-101-FPN on COCO, 1x schedule (12 epochs, 8 GPUs x 2
 # images, lr 0.02), trained from scratch so that every normalization layer
-# is the scheme's. The configs in configs/mask_rcnn/ add `norm_scheme`.
+# is the scheme's. The configs in configs/mask_rcnn/ write out the scheme's
+# layers.
 _base_ = [
     'mmdet::mask_rcnn/mask-rcnn_r101_fpn_1x_coco.py',
     './custom_imports.py',
@@ -9,9 +10,8 @@ model = dict(
     backbone=dict(
         frozen_stages=-1,  # train every stage
         norm_eval=False,  # update the normalization statistics
-        # From scratch. To fine-tune ImageNet weights trained with the same
-        # layers instead:
-        #   init_cfg=dict(type='Pretrained', checkpoint='/path/to/r101.pth')
+        # From scratch (configs/finetune/ starts from ImageNet weights
+        # trained with the same layers)
         init_cfg=None))
 # The lr above is meant for a total batch of 16 (8 GPUs x 2 images);
 # --auto-scale-lr rescales it linearly for the batch actually used.

@@ -1,5 +1,6 @@
 # Small Mask R-CNN on the built-in shapes data (trains on 2 CPU cores in a
-# few minutes). The leaf configs in configs/shapes/ only add `norm_scheme`.
+# few minutes). The leaf configs in configs/shapes/ only write out the scheme's
+# layers.
 _base_ = [
     './models/mask-rcnn_r18_fpn_shapes.py',
     './datasets/shapes_instance.py',

@@ -2,4 +2,10 @@
 # 4 GPUs x 2 images, from scratch; GN in the backbone, ASPP head and auxiliary
 # head.
 _base_ = '../_base_/deeplabv3_r101-d8_scratch_4xb2-20k_voc12aug-512x512.py'
-norm_scheme = 'gn'
+# GN: the layers of mmbcn.schemes.SCHEMES['gn']
+norm_scheme = 'gn'  # label only: the layers are below
+norm_cfg = dict(type='GN', num_groups=32, requires_grad=True)
+model = dict(
+    backbone=dict(norm_cfg=norm_cfg, conv_cfg=None),
+    decode_head=dict(norm_cfg=norm_cfg, conv_cfg=None),
+    auxiliary_head=dict(norm_cfg=norm_cfg, conv_cfg=None))

@@ -2,7 +2,14 @@
 # image, from scratch; SyncBN (statistics across GPUs) in the backbone, ASPP
 # head and auxiliary head.
 _base_ = '../_base_/deeplabv3_r101-d8_scratch_4xb2-80k_cityscapes-512x1024.py'
-norm_scheme = 'syncbn'
+# SyncBN (statistics across GPUs): the layers of
+# mmbcn.schemes.SCHEMES['syncbn']
+norm_scheme = 'syncbn'  # label only: the layers are below
+norm_cfg = dict(type='SyncBN', requires_grad=True)
+model = dict(
+    backbone=dict(norm_cfg=norm_cfg, conv_cfg=None),
+    decode_head=dict(norm_cfg=norm_cfg, conv_cfg=None),
+    auxiliary_head=dict(norm_cfg=norm_cfg, conv_cfg=None))
 # 1 image per GPU: half the base's total batch (8), so half its lr
 train_dataloader = dict(batch_size=1)
 optim_wrapper = dict(optimizer=dict(lr=0.005))

@@ -2,4 +2,11 @@
 # GPUs x 2 images, from scratch; BCN + WS in the backbone, ASPP head and
 # auxiliary head.
 _base_ = '../_base_/deeplabv3_r50-d8_scratch_4xb2-20k_voc12aug-512x512.py'
-norm_scheme = 'bcn-ws'
+# BCN + WS: the layers of mmbcn.schemes.SCHEMES['bcn-ws']
+norm_scheme = 'bcn-ws'  # label only: the layers are below
+conv_cfg = dict(type='WSConv2d')
+norm_cfg = dict(type='BCN', num_groups=32, requires_grad=True)
+model = dict(
+    backbone=dict(norm_cfg=norm_cfg, conv_cfg=conv_cfg),
+    decode_head=dict(norm_cfg=norm_cfg, conv_cfg=conv_cfg),
+    auxiliary_head=dict(norm_cfg=norm_cfg, conv_cfg=conv_cfg))

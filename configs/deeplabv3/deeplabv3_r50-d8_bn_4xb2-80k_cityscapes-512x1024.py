@@ -2,4 +2,10 @@
 # images, from scratch; BN (per-GPU statistics) in the backbone, ASPP head and
 # auxiliary head.
 _base_ = '../_base_/deeplabv3_r50-d8_scratch_4xb2-80k_cityscapes-512x1024.py'
-norm_scheme = 'bn'
+# BN (per-GPU statistics): the layers of mmbcn.schemes.SCHEMES['bn']
+norm_scheme = 'bn'  # label only: the layers are below
+norm_cfg = dict(type='BN', requires_grad=True)
+model = dict(
+    backbone=dict(norm_cfg=norm_cfg, conv_cfg=None),
+    decode_head=dict(norm_cfg=norm_cfg, conv_cfg=None),
+    auxiliary_head=dict(norm_cfg=norm_cfg, conv_cfg=None))

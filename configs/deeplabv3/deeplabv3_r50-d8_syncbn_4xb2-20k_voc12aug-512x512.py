@@ -2,4 +2,11 @@
 # GPUs x 2 images, from scratch; SyncBN (statistics across GPUs) in the
 # backbone, ASPP head and auxiliary head.
 _base_ = '../_base_/deeplabv3_r50-d8_scratch_4xb2-20k_voc12aug-512x512.py'
-norm_scheme = 'syncbn'
+# SyncBN (statistics across GPUs): the layers of
+# mmbcn.schemes.SCHEMES['syncbn']
+norm_scheme = 'syncbn'  # label only: the layers are below
+norm_cfg = dict(type='SyncBN', requires_grad=True)
+model = dict(
+    backbone=dict(norm_cfg=norm_cfg, conv_cfg=None),
+    decode_head=dict(norm_cfg=norm_cfg, conv_cfg=None),
+    auxiliary_head=dict(norm_cfg=norm_cfg, conv_cfg=None))

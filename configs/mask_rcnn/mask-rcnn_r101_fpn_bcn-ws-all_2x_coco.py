@@ -1,4 +1,17 @@
 # Mask R-CNN R-101-FPN on COCO, 2x schedule, 8 GPUs x 2 images, from scratch;
 # BCN + WS in the backbone, FPN and RoI box / mask heads.
 _base_ = '../_base_/mask-rcnn_r101_fpn_scratch_2x_coco.py'
-norm_scheme = 'bcn-ws'
+# BCN + WS: the layers of mmbcn.schemes.SCHEMES['bcn-ws']
+norm_scheme = 'bcn-ws'  # label only: the layers are below
+conv_cfg = dict(type='WSConv2d')
+norm_cfg = dict(type='BCN', num_groups=32, requires_grad=True)
+model = dict(
+    backbone=dict(norm_cfg=norm_cfg, conv_cfg=conv_cfg),
+    neck=dict(norm_cfg=norm_cfg, conv_cfg=conv_cfg),
+    roi_head=dict(
+        bbox_head=dict(
+            type='Shared4Conv1FCBBoxHead',
+            conv_out_channels=256,
+            norm_cfg=norm_cfg,
+            conv_cfg=conv_cfg),
+        mask_head=dict(norm_cfg=norm_cfg, conv_cfg=conv_cfg)))

@@ -1,4 +1,7 @@
 # Mask R-CNN R-101-FPN on COCO, 2x schedule, 8 GPUs x 2 images, from scratch;
 # BN (per-GPU statistics) in the backbone only (mmdet's usual Mask R-CNN).
 _base_ = '../_base_/mask-rcnn_r101_fpn_scratch_2x_coco.py'
-norm_scheme = 'bn'
+# BN (per-GPU statistics): the layers of mmbcn.schemes.SCHEMES['bn']
+norm_scheme = 'bn'  # label only: the layers are below
+norm_cfg = dict(type='BN', requires_grad=True)
+model = dict(backbone=dict(norm_cfg=norm_cfg, conv_cfg=None))

@@ -2,4 +2,8 @@
 # SyncBN (statistics across GPUs) in the backbone only (mmdet's usual Mask
 # R-CNN).
 _base_ = '../_base_/mask-rcnn_r101_fpn_scratch_2x_coco.py'
-norm_scheme = 'syncbn'
+# SyncBN (statistics across GPUs): the layers of
+# mmbcn.schemes.SCHEMES['syncbn']
+norm_scheme = 'syncbn'  # label only: the layers are below
+norm_cfg = dict(type='SyncBN', requires_grad=True)
+model = dict(backbone=dict(norm_cfg=norm_cfg, conv_cfg=None))

@@ -2,7 +2,11 @@
 # SyncBN (statistics across GPUs) in the backbone only (mmdet's usual Mask
 # R-CNN).
 _base_ = '../_base_/mask-rcnn_r101_fpn_scratch_1x_coco.py'
-norm_scheme = 'syncbn'
+# SyncBN (statistics across GPUs): the layers of
+# mmbcn.schemes.SCHEMES['syncbn']
+norm_scheme = 'syncbn'  # label only: the layers are below
+norm_cfg = dict(type='SyncBN', requires_grad=True)
+model = dict(backbone=dict(norm_cfg=norm_cfg, conv_cfg=None))
 # 1 image per GPU: half the base's total batch (16), so half its lr
 train_dataloader = dict(batch_size=1)
 optim_wrapper = dict(optimizer=dict(lr=0.01))

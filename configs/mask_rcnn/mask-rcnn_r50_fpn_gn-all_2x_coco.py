@@ -1,4 +1,16 @@
 # Mask R-CNN R-50-FPN on COCO, 2x schedule, 8 GPUs x 2 images, from scratch; GN
 # in the backbone, FPN and RoI box / mask heads.
 _base_ = '../_base_/mask-rcnn_r50_fpn_scratch_2x_coco.py'
-norm_scheme = 'gn'
+# GN: the layers of mmbcn.schemes.SCHEMES['gn']
+norm_scheme = 'gn'  # label only: the layers are below
+norm_cfg = dict(type='GN', num_groups=32, requires_grad=True)
+model = dict(
+    backbone=dict(norm_cfg=norm_cfg, conv_cfg=None),
+    neck=dict(norm_cfg=norm_cfg, conv_cfg=None),
+    roi_head=dict(
+        bbox_head=dict(
+            type='Shared4Conv1FCBBoxHead',
+            conv_out_channels=256,
+            norm_cfg=norm_cfg,
+            conv_cfg=None),
+        mask_head=dict(norm_cfg=norm_cfg, conv_cfg=None)))

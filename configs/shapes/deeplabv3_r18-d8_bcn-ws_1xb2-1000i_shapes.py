@@ -1,4 +1,11 @@
 # Small DeepLabV3 on the built-in shapes data (trains on a CPU); BCN + WS in
 # the backbone, ASPP head and auxiliary head.
 _base_ = '../_base_/deeplabv3_r18-d8_1xb2-1000i_shapes.py'
-norm_scheme = 'bcn-ws'
+# BCN + WS: the layers of mmbcn.schemes.SCHEMES['bcn-ws']
+norm_scheme = 'bcn-ws'  # label only: the layers are below
+conv_cfg = dict(type='WSConv2d')
+norm_cfg = dict(type='BCN', num_groups=32, requires_grad=True)
+model = dict(
+    backbone=dict(norm_cfg=norm_cfg, conv_cfg=conv_cfg),
+    decode_head=dict(norm_cfg=norm_cfg, conv_cfg=conv_cfg),
+    auxiliary_head=dict(norm_cfg=norm_cfg, conv_cfg=conv_cfg))

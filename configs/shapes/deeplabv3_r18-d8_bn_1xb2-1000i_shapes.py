@@ -1,4 +1,10 @@
 # Small DeepLabV3 on the built-in shapes data (trains on a CPU); BN (per-GPU
 # statistics) in the backbone, ASPP head and auxiliary head.
 _base_ = '../_base_/deeplabv3_r18-d8_1xb2-1000i_shapes.py'
-norm_scheme = 'bn'
+# BN (per-GPU statistics): the layers of mmbcn.schemes.SCHEMES['bn']
+norm_scheme = 'bn'  # label only: the layers are below
+norm_cfg = dict(type='BN', requires_grad=True)
+model = dict(
+    backbone=dict(norm_cfg=norm_cfg, conv_cfg=None),
+    decode_head=dict(norm_cfg=norm_cfg, conv_cfg=None),
+    auxiliary_head=dict(norm_cfg=norm_cfg, conv_cfg=None))

@@ -1,4 +1,10 @@
 # Small DeepLabV3 on the built-in shapes data (trains on a CPU); EvoNorm-B0 in
 # the backbone, ASPP head and auxiliary head.
 _base_ = '../_base_/deeplabv3_r18-d8_1xb2-1000i_shapes.py'
-norm_scheme = 'evonorm-b0'
+# EvoNorm-B0: the layers of mmbcn.schemes.SCHEMES['evonorm-b0']
+norm_scheme = 'evonorm-b0'  # label only: the layers are below
+norm_cfg = dict(type='EvoNormB0', requires_grad=True)
+model = dict(
+    backbone=dict(norm_cfg=norm_cfg, conv_cfg=None),
+    decode_head=dict(norm_cfg=norm_cfg, conv_cfg=None),
+    auxiliary_head=dict(norm_cfg=norm_cfg, conv_cfg=None))

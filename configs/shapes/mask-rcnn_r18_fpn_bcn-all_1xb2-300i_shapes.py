@@ -1,4 +1,12 @@
 # Small Mask R-CNN on the built-in shapes data (trains on a CPU); BCN in the
 # backbone, FPN and RoI box / mask heads.
 _base_ = '../_base_/mask-rcnn_r18_fpn_1xb2-300i_shapes.py'
-norm_scheme = 'bcn'
+# BCN: the layers of mmbcn.schemes.SCHEMES['bcn']
+norm_scheme = 'bcn'  # label only: the layers are below
+norm_cfg = dict(type='BCN', num_groups=32, requires_grad=True)
+model = dict(
+    backbone=dict(norm_cfg=norm_cfg, conv_cfg=None),
+    neck=dict(norm_cfg=norm_cfg, conv_cfg=None),
+    roi_head=dict(
+        bbox_head=dict(norm_cfg=norm_cfg, conv_cfg=None),
+        mask_head=dict(norm_cfg=norm_cfg, conv_cfg=None)))

@@ -1,4 +1,7 @@
 # Small Mask R-CNN on the built-in shapes data (trains on a CPU); BN (per-GPU
 # statistics) in the backbone only (mmdet's usual Mask R-CNN).
 _base_ = '../_base_/mask-rcnn_r18_fpn_1xb2-300i_shapes.py'
-norm_scheme = 'bn'
+# BN (per-GPU statistics): the layers of mmbcn.schemes.SCHEMES['bn']
+norm_scheme = 'bn'  # label only: the layers are below
+norm_cfg = dict(type='BN', requires_grad=True)
+model = dict(backbone=dict(norm_cfg=norm_cfg, conv_cfg=None))

@@ -2,4 +2,14 @@
 # without normalization (per-channel affine) in the backbone, FPN and RoI box /
 # mask heads.
 _base_ = '../_base_/mask-rcnn_r18_fpn_1xb2-300i_shapes.py'
-norm_scheme = 'sws'
+# Scaled WS without normalization (per-channel affine): the layers of
+# mmbcn.schemes.SCHEMES['sws']
+norm_scheme = 'sws'  # label only: the layers are below
+conv_cfg = dict(type='ScaledWSConv2d')
+norm_cfg = dict(type='ChannelAffine', requires_grad=True)
+model = dict(
+    backbone=dict(norm_cfg=norm_cfg, conv_cfg=conv_cfg),
+    neck=dict(norm_cfg=norm_cfg, conv_cfg=conv_cfg),
+    roi_head=dict(
+        bbox_head=dict(norm_cfg=norm_cfg, conv_cfg=conv_cfg),
+        mask_head=dict(norm_cfg=norm_cfg, conv_cfg=conv_cfg)))

@@ -15,8 +15,9 @@ The behaviour mirrors mmdet 3.3.0's and mmseg 1.2.2's ``tools/train.py`` /
 ``tools/test.py`` (work dir, ``--amp``, ``--auto-scale-lr``, ``--resume``,
 ``--out``, ``--show``/``--show-dir``, ``--tta``), plus:
 
-* ``norm``: a scheme of :mod:`mmbcn.schemes` applied to the model (else the
-  config's ``norm_scheme``); the default work dir then gets the scheme's name
+* ``norm``: a scheme of :mod:`mmbcn.schemes` the model is rewritten for
+  (the config's ``norm_scheme`` is a label, checked against the model's
+  layers, and changes nothing); the default work dir then gets the scheme's name
   (``./work_dirs/<config stem>_<norm>``), so runs of one config with
   different schemes do not share a work dir;
 * one entry point for mmdet and mmseg configs (chosen by ``default_scope``);
@@ -46,7 +47,8 @@ from mmengine.runner import Runner
 from ..compat import prepare_cpu_distributed
 from ..distributed.launcher import exit_with_launcher
 from ..engine.hooks import HealthCheckHook, NormSchemeHook, RNGStateHook
-from ..schemes import apply_config_scheme, check_layer_types, get_scheme
+from ..schemes import (apply_norm, check_layer_types, check_norm_scheme,
+                       get_scheme, scheme_names)
 from ..scope import config_scope, register_scope, registry
 from .work_dir_lock import work_dir_lock
 
@@ -84,10 +86,12 @@ def load_config(config: Union[PathLike, Config],
     Args:
         config: path of the config file (or a :class:`Config`, copied).
         norm: a scheme name of :func:`mmbcn.schemes.scheme_names` (or a dict
-            with overrides); applied to ``cfg.model`` instead of the config's
-            ``norm_scheme``. None: the config's ``norm_scheme``, if any.
+            with overrides): ``cfg.model`` is rewritten for it, whatever
+            layers the config writes, and the log says which modules
+            (:func:`mmbcn.schemes.apply_norm`). None: the model is built
+            as the config writes it.
         cfg_options: ``key.sub=value`` overrides (``--cfg-options``), merged
-            before the scheme is applied (so ``norm_scheme`` may be one).
+            after ``norm`` (so they may edit its layers' arguments).
         work_dir: the work dir; else the config's ``work_dir``; else
             :func:`default_work_dir` (with ``norm`` in the name if given).
         amp: use ``AmpOptimWrapper`` with ``loss_scale='dynamic'``.
@@ -105,7 +109,9 @@ def load_config(config: Union[PathLike, Config],
             does not exist.
         ValueError: unknown scheme or launcher, a ``norm_cfg`` / ``conv_cfg``
             of an unregistered type (naming the key and the valid types),
-            a config without
+            a ``norm_scheme`` label that does not name the model's layer
+            types (after ``norm`` and ``cfg_options``;
+            :func:`mmbcn.schemes.check_norm_scheme`), a config without
             ``default_scope`` mmdet/mmseg when a scheme is applied, ``amp``
             with a custom optimizer wrapper, ``auto_scale_lr`` without
             ``auto_scale_lr.base_batch_size``.
@@ -126,13 +132,14 @@ def load_config(config: Union[PathLike, Config],
                 f'{osp.abspath(".")!r})')
         cfg = Config.fromfile(config_name)
     cfg.launcher = launcher
+    if norm is not None:
+        apply_norm(cfg, norm)
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
-
-    apply_config_scheme(cfg, norm)
     if isinstance(cfg.get('model'), dict) and cfg.get('default_scope') in (
             'mmdet', 'mmseg'):
         check_layer_types(cfg.model, cfg.default_scope)
+    check_norm_scheme(cfg, config_name)
     _enable_norm_only(cfg)
 
     # work_dir: argument > config > ./work_dirs/<stem>[_<norm>]
@@ -249,7 +256,7 @@ def build_runner(cfg: Config) -> Runner:
     if scope == 'mmdet':
         from mmdet.utils import setup_cache_size_limit_of_dynamo
         setup_cache_size_limit_of_dynamo()
-    prepare_cpu_distributed(cfg)
+    prepare_cpu_distributed(cfg, alternatives=scheme_names())
     if 'runner_type' in cfg:
         runner = registry(scope, 'RUNNERS').build(cfg)
     else:

@@ -6,6 +6,8 @@ each; every module names what it works around.
 - :mod:`.atomic_io`: all-or-nothing checkpoint writes (applied on import).
 - :mod:`.checkpoint_hook`: ``CheckpointHook`` removes old checkpoints only
   after the new one is complete (registered on import).
+- :mod:`.config_package`: ``mmbcn::`` config bases resolve through
+  mmengine (applied on import).
 - :mod:`.cpu_distributed`: distributed runs on CPU-only machines with gloo
   (applied by :func:`mmbcn.apis.build_runner`).
 """
@@ -14,6 +16,7 @@ from .checkpoint import (TRUST_ENV, CheckpointError, checkpoint_safe_globals,
                          load_checkpoint_any, load_file,
                          load_from_local_weights_only)
 from .checkpoint_hook import CheckpointHook
+from .config_package import PACKAGE as CONFIG_PACKAGES
 from .cpu_distributed import (CPU_MODEL_WRAPPER, SYNCBN_TYPES,
                               CPUDistributedError, cpu_dist_env, find_syncbn,
                               prepare_cpu_distributed, syncbn_on_cpu_error)
@@ -21,7 +24,7 @@ from .cpu_distributed import (CPU_MODEL_WRAPPER, SYNCBN_TYPES,
 __all__ = [
     'AtomicLocalBackend', 'atomic_write', 'CheckpointHook', 'TRUST_ENV',
     'CheckpointError', 'checkpoint_safe_globals', 'load_checkpoint_any',
-    'load_file',
+    'load_file', 'CONFIG_PACKAGES',
     'load_from_local_weights_only', 'CPU_MODEL_WRAPPER', 'SYNCBN_TYPES',
     'CPUDistributedError', 'cpu_dist_env', 'find_syncbn',
     'prepare_cpu_distributed', 'syncbn_on_cpu_error'

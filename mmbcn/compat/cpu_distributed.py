@@ -17,7 +17,6 @@ import subprocess
 
 import torch
 
-from ..schemes import scheme_names
 
 class CPUDistributedError(RuntimeError):
     """A distributed run cannot be set up on this CPU-only machine (SyncBN in
@@ -63,8 +62,12 @@ def find_syncbn(cfg) -> list:
     return found
 
 
-def syncbn_on_cpu_error(where: list) -> CPUDistributedError:
-    others = [name for name in scheme_names() if name != 'syncbn']
+def syncbn_on_cpu_error(where: list,
+                        alternatives=()) -> CPUDistributedError:
+    """The error for SyncBN on CPU; ``alternatives``: the schemes to
+    suggest (``--norm``)."""
+    others = [name for name in alternatives if name != 'syncbn'] or \
+        ['NAME']
     return CPUDistributedError(
         f'the model uses SyncBN ({", ".join(where)}), which needs CUDA and '
         'NCCL; this machine has no CUDA, so distributed training runs CPU '
@@ -144,7 +147,7 @@ def cpu_dist_env(launcher: str, port=None) -> dict:
                 MASTER_PORT=env.get('MASTER_PORT'))
 
 
-def prepare_cpu_distributed(cfg) -> bool:
+def prepare_cpu_distributed(cfg, alternatives=()) -> bool:
     """Make ``cfg`` (launcher != 'none') run as CPU processes with gloo.
 
     Works around three things of mmengine 0.10.7 on a CPU-only torch:
@@ -178,7 +181,7 @@ def prepare_cpu_distributed(cfg) -> bool:
         return False
     where = find_syncbn(cfg)
     if where:
-        raise syncbn_on_cpu_error(where)
+        raise syncbn_on_cpu_error(where, alternatives)
 
     env_cfg = cfg.get('env_cfg') or {}
     dist_cfg = dict(env_cfg.get('dist_cfg') or {})

@@ -6,7 +6,11 @@ BCN+WS nets, mmdet's GN+WS nets) into checkpoints of mmdet's / mmseg's
 lines are ``tools/model_converters/{bcn_ws,gn_ws}_resnet_to_mmdet.py``;
 :mod:`mmbcn.converters.ws` holds the exact re-parametrization between the
 Weight Standardization semantics of the sources and mmbcn's ``WSConv2d``.
+:class:`~mmbcn.converters.initializer.ConvertedPretrained` (registered on
+``import mmbcn``) does the conversion when a backbone's ``init_cfg`` loads
+the source checkpoint.
 """
+from .initializer import INIT_SOURCES, ConvertedPretrained, describe_layout
 from .resnet import (SOURCES, ConversionResult, LayoutError,
                      convert_bcn_ws_resnet, convert_gn_ws_resnet,
                      convert_resnet, detect_source, extract_state_dict,
@@ -14,7 +18,8 @@ from .resnet import (SOURCES, ConversionResult, LayoutError,
 from .ws import WS_SEMANTICS, ws_rescale_factor, ws_reparametrize
 
 __all__ = [
-    'SOURCES', 'WS_SEMANTICS', 'ConversionResult', 'LayoutError',
+    'INIT_SOURCES', 'ConvertedPretrained', 'describe_layout', 'SOURCES',
+    'WS_SEMANTICS', 'ConversionResult', 'LayoutError',
     'convert_bcn_ws_resnet', 'convert_gn_ws_resnet', 'convert_resnet',
     'detect_source', 'extract_state_dict', 'load_source', 'save_converted',
     'ws_rescale_factor', 'ws_reparametrize'

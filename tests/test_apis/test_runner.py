@@ -57,10 +57,19 @@ def test_norm_overrides_the_config_scheme():
     assert 'BCN' not in cfg.pretty_text
 
 
-def test_cfg_options_are_merged_before_the_scheme():
-    cfg = apis.load_config(SEG_CONFIG, cfg_options={'norm_scheme': 'gn-ws'})
-    assert cfg.model.backbone.norm_cfg.type == 'GN'
-    assert cfg.model.backbone.conv_cfg.type == 'WSConv2d'
+def test_cfg_options_edit_the_norm_layers():
+    cfg = apis.load_config(SEG_CONFIG, norm='gn', cfg_options={
+        'model.backbone.norm_cfg.num_groups': 16})
+    assert cfg.model.backbone.norm_cfg == dict(type='GN', num_groups=16,
+                                               requires_grad=True)
+    assert cfg.model.decode_head.norm_cfg.num_groups == 32
+
+
+def test_norm_scheme_is_a_label_not_a_rewrite():
+    # naming another scheme is an error (the layers stay BCN + WS)
+    with pytest.raises(ValueError, match="norm_scheme='gn-ws' does not "
+                       'describe the model'):
+        apis.load_config(SEG_CONFIG, cfg_options={'norm_scheme': 'gn-ws'})
 
 
 def test_unknown_norm_lists_the_valid_names():
@@ -81,7 +90,7 @@ def test_a_config_object_is_copied():
     cfg = Config.fromfile(SEG_CONFIG)
     loaded = apis.load_config(cfg, norm='gn')
     assert loaded.model.backbone.norm_cfg.type == 'GN'
-    assert cfg.model.backbone.norm_cfg.type == 'SyncBN'  # mmseg's base
+    assert cfg.model.backbone.norm_cfg.type == 'BCN'  # the file's, untouched
     assert loaded.work_dir == f'./work_dirs/{SEG_STEM}_gn'
 
 

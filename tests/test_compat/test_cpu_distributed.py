@@ -55,7 +55,7 @@ def test_no_launcher_changes_nothing():
 def test_syncbn_with_a_launcher_is_refused_before_any_process_group():
     cfg = apis.load_config(SEG_CONFIG, norm='syncbn', launcher='pytorch')
     with pytest.raises(RuntimeError) as error:
-        compat.prepare_cpu_distributed(cfg)
+        apis.build_runner(cfg)  # refused before the Runner is built
     message = str(error.value)
     assert 'needs CUDA and NCCL' in message
     for name in ('bn', 'gn', 'gn-ws', 'bcn', 'bcn-ws'):

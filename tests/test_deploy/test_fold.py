@@ -252,9 +252,7 @@ def test_deeplabv3_tools(tmp_path, capsys):
     ckpt = str(tmp_path / 'trained.pth')
     torch.save(dict(state_dict=model.state_dict()), ckpt)
     cfg_file = str(tmp_path / 'deeplab_bcn.py')
-    (tmp_path / 'deeplab_bcn.py').write_text(
-        f"_base_ = '{DEEPLABV3}'\n{DEEPLABV3_NARROW}\n"
-        f'norm_scheme = {cfg.norm_scheme!r}\n')
+    cfg.dump(cfg_file)  # the layers written out, norm_scheme as a label
     out = str(tmp_path / 'folded.pth')
     rc = load_tool('fold_norm').main(
         [cfg_file, ckpt, out, '--verify-shape', '32', '32'])

@@ -1,18 +1,26 @@
 """Write the leaf configs of configs/mask_rcnn, configs/deeplabv3 and
 configs/shapes: one file per (model, schedule, batch, dataset) x scheme.
 
-Every leaf is a few lines: it inherits one of the shared bases in
-``configs/_base_/`` (which inherit mmdet's / mmseg's own configs), names its
-normalization scheme with ``norm_scheme`` and, for 1 image per GPU, sets the
-batch size, the linearly scaled learning rate and ``auto_scale_lr``.
+Every leaf inherits one of the shared bases in ``configs/_base_/`` (which
+inherit mmdet's / mmseg's own configs) and writes out the layers of its
+normalization scheme, as mmdet's ``configs/gn+ws/`` do: ``conv_cfg``,
+``norm_cfg`` and the ``model`` keys they go into (and, for "-all" schemes,
+the four-conv box head). Those lines are computed here from the one scheme
+table (:data:`mmbcn.schemes.SCHEMES`) applied to the base's model
+(:func:`mmbcn.schemes.scheme_edits`), so nothing is repeated by hand and any
+OpenMMLab tool (``Config.fromfile`` + ``MODELS.build``) builds what the leaf
+says. ``norm_scheme`` names the scheme, as a label for the result tables.
+For 1 image per GPU a leaf also sets the batch size, the linearly scaled
+learning rate and ``auto_scale_lr``.
 
 Usage::
 
     python tools/misc/generate_configs.py          # (re)write the leaves
     python tools/misc/generate_configs.py --check  # exit 1 if any is stale
 
-The output is deterministic; the hand-written bases are not touched. Names
-follow mmdet / mmseg::
+The output is deterministic for the installed mmdet / mmseg (whose base
+configs it reads); the hand-written bases are not touched. Names follow
+mmdet / mmseg::
 
     mask-rcnn_r50_fpn_bcn-ws-all_2x_coco.py        (8 GPUs x 2 images)
     mask-rcnn_r101_fpn_bcn-ws-all_8xb1-2x_coco.py  (8 GPUs x 1 image)
@@ -21,15 +29,18 @@ follow mmdet / mmseg::
     mask-rcnn_r18_fpn_bcn-ws-all_1xb2-300i_shapes.py
 """
 import argparse
+import functools
 import glob
 import os
 import os.path as osp
 import sys
 import textwrap
 
-from mmbcn.schemes import SCHEMES
+from mmbcn.schemes import SCHEMES, scheme_edits
 
 REPO_ROOT = osp.abspath(osp.join(osp.dirname(__file__), '../..'))
+BASE_DIR = osp.join(REPO_ROOT, 'configs', '_base_')
+WIDTH = 79
 
 #: The schemes the experiments compare, in this order.
 SCHEME_NAMES = ('bn', 'syncbn', 'gn', 'gn-ws', 'bcn', 'bcn-ws')
@@ -47,6 +58,8 @@ LABELS = {
     'sws': 'Scaled WS without normalization (per-channel affine)',
     'evonorm-b0': 'EvoNorm-B0',
     'evonorm-s0': 'EvoNorm-S0',
+    'bcn-ws-large': 'BCN (large-batch mode, statistics synchronized across '
+                    'GPUs) + WS',
 }
 
 
@@ -65,12 +78,82 @@ def images(n):
     return f'{n} image' + ('s' if n > 1 else '')
 
 
-def leaf(header, base, scheme, extra=''):
-    header = textwrap.fill(header, width=79, initial_indent='# ',
-                           subsequent_indent='# ')
-    return (f'{header}\n'
-            f"_base_ = '../_base_/{base}'\n"
-            f"norm_scheme = '{scheme}'\n{extra}")
+class Ref(str):
+    """A name the leaf defines (``norm_cfg``), written without quotes."""
+
+    def __repr__(self):
+        return str(self)
+
+
+def render(value, column=0, indent=0):
+    """``value`` as config source, starting at ``column``; dicts that do not
+    fit in :data:`WIDTH` get one key per line, indented by 4."""
+    if isinstance(value, dict):
+        items = [f'{k}={render(v, indent + 4 + len(k) + 1, indent + 4)}'
+                 for k, v in value.items()]
+        opening, closing = 'dict(', ')'
+    elif isinstance(value, (list, tuple)):
+        items = [render(v, indent + 4, indent + 4) for v in value]
+        opening, closing = ('[', ']') if isinstance(value, list) else \
+            ('(', ',)' if len(value) == 1 else ')')
+    else:
+        return repr(value)
+    one_line = opening + ', '.join(items) + closing
+    if '\n' not in one_line and column + len(one_line) <= WIDTH - 1:
+        return one_line
+    pad = ' ' * (indent + 4)
+    return opening + '\n' + ',\n'.join(pad + i for i in items) + closing
+
+
+def _refer(node, refs):
+    """``node`` with the values of ``refs`` ({name: value}) replaced by
+    references to the names."""
+    for name, value in refs.items():
+        if value is not None and node == value:
+            return Ref(name)
+    if isinstance(node, dict):
+        return {k: _refer(v, refs) for k, v in node.items()}
+    return node
+
+
+@functools.lru_cache(maxsize=None)
+def base_model(base):
+    """(scope, model dict) of a base in configs/_base_/ (read once)."""
+    from mmengine.config import Config
+    cfg = Config.fromfile(osp.join(BASE_DIR, base))
+    return cfg.default_scope, cfg.model.to_dict()
+
+
+def scheme_lines(base, scheme, model_extra=None):
+    """The lines of a leaf that write out ``scheme``'s layers on ``base``
+    (and the other ``model`` keys of ``model_extra``)."""
+    scope, model = base_model(base)
+    layers = SCHEMES[scheme]
+    refs = {'conv_cfg': layers.conv_cfg, 'norm_cfg': layers.norm_cfg}
+    lines = [f"norm_scheme = '{scheme}'  # label only: the layers are below"]
+    for name, value in refs.items():
+        if value is not None:
+            lines.append(f'{name} = {render(value, len(name) + 3)}')
+    edits = _refer(scheme_edits(model, scheme, scope), refs)
+    for key, value in (model_extra or {}).items():
+        if isinstance(value, dict):
+            edits.setdefault(key, {}).update(value)
+        else:
+            edits[key] = value
+    lines.append(f'model = {render(edits, 8)}')
+    return '\n'.join(lines) + '\n'
+
+
+def comment(text):
+    return textwrap.fill(text, width=WIDTH, initial_indent='# ',
+                         subsequent_indent='# ') + '\n'
+
+
+def leaf(header, base, scheme, extra='', model_extra=None):
+    about = (f'{LABELS[scheme]}: the layers of '
+             f'mmbcn.schemes.SCHEMES[{scheme!r}]')
+    return (comment(header) + f"_base_ = '../_base_/{base}'\n" +
+            comment(about) + scheme_lines(base, scheme, model_extra) + extra)
 
 
 def mask_rcnn_configs():
@@ -166,14 +249,96 @@ def shapes_configs():
                     'deeplabv3_r18-d8_1xb2-1000i_shapes.py', scheme))
 
 
+#: ImageNet weights trained with each scheme's layers:
+#: scheme -> (ConvertedPretrained source, checkpoint for depth {d}, whose)
+IMAGENET_WEIGHTS = {
+    'bn': ('torchvision', 'torchvision://resnet{d}', "torchvision's BN"),
+    'syncbn': ('torchvision', 'torchvision://resnet{d}', "torchvision's BN"),
+    'gn': ('detectron-gn', 'open-mmlab://detectron/resnet{d}_gn',
+           "Detectron's GN"),
+    'gn-ws': ('gn-ws', 'open-mmlab://jhu/resnet{d}_gn_ws',
+              "the WS authors' GN+WS"),
+    # the BCN authors publish their ImageNet models for download, not at a
+    # URL mmengine knows: save them under checkpoints/ (docs/finetune.md)
+    'bcn-ws': ('bcn-ws', 'checkpoints/rn{d}-bcn-ws.pth',
+               "the BCN authors' BCN+WS"),
+    'bcn-ws-large': ('bcn-ws', 'checkpoints/rn{d}-bcn-ws.pth',
+                     "the BCN authors' BCN+WS"),
+}
+#: Detectron's GN weights take BGR images, mean-subtracted, not scaled (as
+#: mmdet's configs/gn/)
+CAFFE_INPUT = dict(mean=[103.530, 116.280, 123.675], std=[1.0, 1.0, 1.0],
+                   bgr_to_rgb=False)
+#: The schemes fine-tuned on COCO (those with ImageNet weights of their own)
+FINETUNE_DET = ('bn', 'syncbn', 'gn', 'gn-ws', 'bcn-ws')
+#: ... and on VOC (the authors' DeepLabV3 also with large-batch BCN)
+FINETUNE_SEG = FINETUNE_DET + ('bcn-ws-large', )
+
+
+def pretrained(scheme, depth):
+    """The ``model`` keys that load the scheme's ImageNet weights."""
+    source, checkpoint, _ = IMAGENET_WEIGHTS[scheme]
+    backbone = dict(init_cfg=dict(type='ConvertedPretrained', source=source,
+                                  checkpoint=checkpoint.format(d=depth)))
+    if scheme == 'syncbn':
+        backbone['norm_eval'] = False  # train the synchronized statistics
+    keys = dict(backbone=backbone)
+    if scheme == 'gn':
+        keys['data_preprocessor'] = dict(CAFFE_INPUT)
+    return keys
+
+
+def finetune_configs():
+    for depth in (50, 101):
+        for recipe, steps in (('2x', '16 and 22'), ('20-23-24e', '20 and 23')):
+            base = f'mask-rcnn_r{depth}_fpn_finetune_{recipe}_coco.py'
+            for scheme in FINETUNE_DET:
+                whose = IMAGENET_WEIGHTS[scheme][2]
+                name = (f'mask-rcnn_r{depth}-in1k_fpn_{det_tag(scheme)}_'
+                        f'{recipe}_coco.py')
+                header = (f'Mask R-CNN R-{depth}-FPN on COCO fine-tuned from '
+                          f'{whose} ImageNet ResNet-{depth}, 24 epochs (lr '
+                          f'steps at {steps}), 8 GPUs x 2 images; '
+                          f'{LABELS[scheme]} {det_where(scheme)}.')
+                yield (osp.join('finetune', name),
+                       leaf(header, base, scheme,
+                            model_extra=pretrained(scheme, depth)))
+    base = 'deeplabv3_r101-d8_finetune_4xb4-33k_voc12aug-513x513.py'
+    for scheme in FINETUNE_SEG:
+        whose = IMAGENET_WEIGHTS[scheme][2]
+        name = (f'deeplabv3_r101-in1k-d8_{scheme}_4xb4-33k_'
+                'voc12aug-513x513.py')
+        header = ('DeepLabV3 R-101-D8 on PASCAL VOC 2012 + aug fine-tuned '
+                  f'from {whose} ImageNet ResNet-101 (the authors\' recipe: '
+                  '513x513 crops, 4 GPUs x 4 images, lr 0.007, poly 0.9); '
+                  f'{LABELS[scheme]} in the backbone and ASPP head.')
+        yield (osp.join('finetune', name),
+               leaf(header, base, scheme,
+                    model_extra=pretrained(scheme, 101)))
+    base = 'deeplabv3_r101-d8_finetune_4xb2-80k_cityscapes-512x1024.py'
+    for scheme in FINETUNE_SEG:
+        whose = IMAGENET_WEIGHTS[scheme][2]
+        name = (f'deeplabv3_r101-in1k-d8_{scheme}_4xb2-80k_'
+                'cityscapes-512x1024.py')
+        header = ('DeepLabV3 R-101-D8 on Cityscapes fine-tuned from '
+                  f'{whose} ImageNet ResNet-101 (mmseg\'s recipe: 80k '
+                  'iterations, 4 GPUs x 2 images, lr 0.01, 512x1024 crops); '
+                  f'{LABELS[scheme]} in the backbone, ASPP head and '
+                  'auxiliary head.')
+        yield (osp.join('finetune', name),
+               leaf(header, base, scheme,
+                    model_extra=pretrained(scheme, 101)))
+
+
 #: The folders of configs/ this script writes.
-FAMILIES = ('mask_rcnn', 'deeplabv3', 'shapes')
+FAMILIES = ('mask_rcnn', 'deeplabv3', 'shapes', 'finetune')
 
 
 def all_configs():
     """{path relative to configs/: file content} of every leaf."""
     configs = {}
-    for family in (mask_rcnn_configs, deeplabv3_configs, shapes_configs):
+    for family in (mask_rcnn_configs, deeplabv3_configs, shapes_configs,
+                   finetune_configs):
         for path, text in family():
             assert path not in configs, path
             configs[path] = text

@@ -2,7 +2,7 @@
 # ResNet-18-D8 (ResNetV1c, 32 base channels), a 64-channel ASPP head with
 # dilations suited to the 16x16 feature map, a 32-channel auxiliary head.
 # Inherits mmseg's DeepLabV3 R-50-D8; the norm / conv layers come from the
-# config's `norm_scheme`.
+# leaf configs (written out).
 _base_ = 'mmseg::_base_/models/deeplabv3_r50-d8.py'
 
 num_classes = 5  # background + circle, square, triangle, star

@@ -1,7 +1,7 @@
 # A narrow Mask R-CNN for the 128x128 shapes data that trains on a CPU:
 # ResNet-18 with 32 base channels, 64-channel FPN / heads, a 2-conv + 1-fc
 # box head and few sampled RoIs. Inherits mmdet's Mask R-CNN R-50-FPN and
-# shrinks it; the norm / conv layers come from the config's `norm_scheme`.
+# shrinks it; the leaves write out their norm / conv layers.
 _base_ = 'mmdet::_base_/models/mask-rcnn_r50_fpn.py'
 
 num_classes = 4  # circle, square, triangle, star

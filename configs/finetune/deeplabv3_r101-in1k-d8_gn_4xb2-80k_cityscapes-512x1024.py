@@ -1,0 +1,21 @@
+# DeepLabV3 R-101-D8 on Cityscapes fine-tuned from Detectron's GN ImageNet
+# ResNet-101 (mmseg's recipe: 80k iterations, 4 GPUs x 2 images, lr 0.01,
+# 512x1024 crops); GN in the backbone, ASPP head and auxiliary head.
+_base_ = '../_base_/deeplabv3_r101-d8_finetune_4xb2-80k_cityscapes-512x1024.py'
+# GN: the layers of mmbcn.schemes.SCHEMES['gn']
+norm_scheme = 'gn'  # label only: the layers are below
+norm_cfg = dict(type='GN', num_groups=32, requires_grad=True)
+model = dict(
+    backbone=dict(
+        norm_cfg=norm_cfg,
+        conv_cfg=None,
+        init_cfg=dict(
+            type='ConvertedPretrained',
+            source='detectron-gn',
+            checkpoint='open-mmlab://detectron/resnet101_gn')),
+    decode_head=dict(norm_cfg=norm_cfg, conv_cfg=None),
+    auxiliary_head=dict(norm_cfg=norm_cfg, conv_cfg=None),
+    data_preprocessor=dict(
+        mean=[103.53, 116.28, 123.675],
+        std=[1.0, 1.0, 1.0],
+        bgr_to_rgb=False))
