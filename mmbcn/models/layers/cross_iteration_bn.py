@@ -174,6 +174,14 @@ class CrossIterationBN(_BatchNorm):
         for name in _HISTORY:
             self.register_buffer(name, torch.zeros(0))
 
+    def reset_running_stats(self) -> None:
+        """BatchNorm's reset, and an empty history."""
+        super().reset_running_stats()
+        if hasattr(self, 'hist_count'):  # not yet during __init__
+            self.hist_count.zero_()
+            for name in _HISTORY:
+                setattr(self, name, getattr(self, name).new_zeros(0))
+
     def _check_input_dim(self, x: Tensor) -> None:
         if x.dim() < 2 or x.shape[1] != self.num_features:
             raise ValueError(

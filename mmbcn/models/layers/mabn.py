@@ -171,6 +171,14 @@ class MABN(nn.Module):
         self.register_buffer('buffer_gz',
                              torch.zeros(buffer_size, num_features))
 
+    def reset_running_stats(self) -> None:
+        """Back to the initial state: running variance 1, step 0, empty
+        moving-average buffers."""
+        self.running_var.fill_(1)
+        self.num_batches_tracked.zero_()
+        self.buffer_x2.zero_()
+        self.buffer_gz.zero_()
+
     def forward(self, x: Tensor) -> Tensor:
         if x.dim() < 2 or x.shape[1] != self.num_features:
             raise ValueError(
