@@ -51,6 +51,7 @@ from torch import Tensor
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from ...distributed.sync import get_world_size
+from ._autocast import autocast_on, float32_off_autocast
 from ._batch_stats import batch_moments, channel_view, reduce_dims
 from ._checks import check_num_features
 
@@ -118,6 +119,8 @@ class BatchRenorm(_BatchNorm):
 
     def forward(self, x: Tensor) -> Tensor:
         self._check_input_dim(x)
+        if autocast_on(x):
+            return float32_off_autocast(self.forward, x)
         if not self.training:
             return F.batch_norm(x, self.running_mean, self.running_var,
                                 self.weight, self.bias, False, 0., self.eps)

@@ -66,6 +66,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from torch.nn.modules.conv import _ConvNd
 
 from ...distributed.sync import get_world_size
+from ._autocast import autocast_on, float32_off_autocast
 from ._batch_stats import all_reduce_with_grad, channel_view, reduce_dims
 from ._checks import check_num_features
 
@@ -197,8 +198,7 @@ class CrossIterationBN(_BatchNorm):
                     value, device=getattr(self, name).device))
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
-    def _producer(self, x: Tensor):
-        conv = self.tracker.producer(x) if self.tracker is not None else None
+    def _check_producer(self, conv) -> nn.Module:
         if conv is None:
             raise RuntimeError(
                 'CrossIterationBN(compensate=True): the input does not come '
@@ -269,6 +269,14 @@ class CrossIterationBN(_BatchNorm):
 
     def forward(self, x: Tensor) -> Tensor:
         self._check_input_dim(x)
+        # the producing conv is looked up on the input itself (a float32
+        # copy under autocast is a different tensor)
+        conv = self.tracker.producer(x) if self.tracker is not None else None
+        if autocast_on(x):
+            return float32_off_autocast(self._forward, x, conv)
+        return self._forward(x, conv)
+
+    def _forward(self, x: Tensor, conv: Optional[nn.Module]) -> Tensor:
         if not self.training:
             return torch.nn.functional.batch_norm(
                 x, self.running_mean, self.running_var, self.weight,
@@ -289,7 +297,7 @@ class CrossIterationBN(_BatchNorm):
         if pooling:
             weight, grads = None, None
             if self.compensate:
-                conv = self._producer(x)
+                conv = self._check_producer(conv)
                 if conv.weight.requires_grad and x.requires_grad:
                     weight = conv.weight
                     grads = self._moment_grads(x, weight, local_sum,

@@ -54,6 +54,7 @@ from mmengine.registry import MODELS
 from torch import Tensor
 
 from ...distributed.sync import get_world_size
+from ._autocast import autocast_on, float32_off_autocast
 from ._batch_stats import channel_view, reduce_dims
 from ._checks import check_num_features
 
@@ -184,6 +185,8 @@ class MABN(nn.Module):
             raise ValueError(
                 f'MABN: input of shape {tuple(x.shape)} is not valid; '
                 f'expected (N, {self.num_features}, *)')
+        if autocast_on(x):
+            return float32_off_autocast(self.forward, x)
         if not self.training:
             scale = self.weight * torch.rsqrt(self.running_var + self.eps)
             return x * channel_view(scale, x) + channel_view(self.bias, x)

@@ -39,6 +39,7 @@ from mmengine.registry import MODELS
 from torch import Tensor
 
 from ...distributed.sync import get_world_size, sync_batch_norm
+from ._autocast import autocast_on, float32_off_autocast
 from ._checks import check_num_features
 
 
@@ -101,6 +102,8 @@ class RepBN(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         _check_tokens('RepBN', x, self.num_features)
+        if autocast_on(x):
+            return float32_off_autocast(self.forward, x)
         if x.numel() == 0:
             return x * self.alpha
         return torch.addcmul(self.batch_norm(x), x, self.alpha)
@@ -157,6 +160,8 @@ class PRepBN(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         _check_tokens('PRepBN', x, self.num_features)
+        if autocast_on(x):
+            return float32_off_autocast(self.forward, x)
         lam = float(self.lam)
         if lam == 1:
             return self.ln(x)
