@@ -39,7 +39,8 @@ for the batch moments.
 
 Deployment: the eval form is BatchNorm's, so mmcv's ``fuse_conv_bn`` folds
 it into the preceding convolution (it recognizes any ``_BatchNorm``);
-mmbcn's ``fold_norm`` leaves it alone. Caveat: torch's
+mmbcn's ``fold_norm`` does not, and refuses a model that still has an
+mmbcn layer: run ``fuse_conv_bn`` first. Caveat: torch's
 ``SyncBatchNorm.convert_sync_batchnorm`` (mmengine's ``sync_bn='torch'``)
 would replace it by a plain SyncBatchNorm — do not combine them; the layer
 synchronizes itself.

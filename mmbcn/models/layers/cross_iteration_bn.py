@@ -25,7 +25,8 @@ keeps no history; the window then fills over ``buffer_num`` steps. The
 running statistics move toward (mean, var * m / (m - 1)), m being the number
 of pooled values per channel, with ``momentum``; eval uses them, as
 BatchNorm does: the eval form is affine, and mmcv's ``fuse_conv_bn`` folds
-it (the layer is a ``_BatchNorm``; mmbcn's ``fold_norm`` leaves it alone).
+it (the layer is a ``_BatchNorm``; mmbcn's ``fold_norm`` does not, and
+refuses a model that still has it: run ``fuse_conv_bn`` first).
 
 How the layer knows W: :func:`link_cbn_convs` (or the
 :class:`~mmbcn.engine.hooks.CBNLinkHook`) puts a forward hook on every

@@ -31,7 +31,8 @@ Eval: ``y = gamma * x / sqrt(running_var + eps) + beta``, an affine map per
 channel; :meth:`MABN.to_batchnorm` returns the equivalent
 ``nn.BatchNorm2d`` (running mean 0), which mmcv's ``fuse_conv_bn`` folds
 into the preceding conv (after :meth:`CenteredConv2d.to_conv`); mmbcn's
-``fold_norm`` does not handle MABN itself.
+``fold_norm`` does not handle MABN / CenteredConv2d, and refuses a model
+that still has them.
 
 Defaults follow the authors' released code: ``warmup_iters=100``, running
 rate 0.02 (their momentum 0.98 is the decay), renormalization with
