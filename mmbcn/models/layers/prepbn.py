@@ -13,8 +13,8 @@ BN's statistics are per channel over all tokens of the batch (the N * L
 rows); in eval BN uses its running statistics, so RepBN is the affine map
 ``x * (w / s + alpha) + b - w * mu / s`` (s = sqrt(running_var + eps)):
 exactly one BatchNorm with weight ``w + alpha * s`` and bias
-``b + alpha * mu`` (:meth:`RepBN.reparameterize`), which can in turn be
-folded into the adjacent linear layer. A PRepBN re-parameterizes only at
+``b + alpha * mu`` (:meth:`RepBN.reparameterize`), which could in turn be
+folded into the adjacent linear layer (not provided here). A PRepBN re-parameterizes only at
 lam = 0, the end of its schedule; with lam > 0 its eval output still has
 the LayerNorm term (the authors' code evaluates RepBN alone instead).
 
