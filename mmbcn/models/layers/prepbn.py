@@ -85,7 +85,9 @@ class RepBN(nn.Module):
         """BN of the tokens (..., C), per channel over all tokens."""
         bn = self.bn
         rows = x.reshape(-1, self.num_features)
-        if not self.training:
+        # bn's own mode: a norm_eval-style freeze of the BatchNorm1d
+        # (mmdet / mmseg put every _BatchNorm in eval) is honoured
+        if not bn.training:
             return F.batch_norm(rows, bn.running_mean, bn.running_var,
                                 bn.weight, bn.bias, False, 0.,
                                 bn.eps).reshape(x.shape)
