@@ -14,9 +14,10 @@ rows); in eval BN uses its running statistics, so RepBN is the affine map
 ``x * (w / s + alpha) + b - w * mu / s`` (s = sqrt(running_var + eps)):
 exactly one BatchNorm with weight ``w + alpha * s`` and bias
 ``b + alpha * mu`` (:meth:`RepBN.reparameterize`), which could in turn be
-folded into the adjacent linear layer (not provided here). A PRepBN re-parameterizes only at
-lam = 0, the end of its schedule; with lam > 0 its eval output still has
-the LayerNorm term (the authors' code evaluates RepBN alone instead).
+folded into the adjacent linear layer (not provided here). A PRepBN
+re-parameterizes only at lam = 0, the end of its schedule; with lam > 0 its
+eval output still has the LayerNorm term (the authors' code evaluates RepBN
+alone instead).
 
 lam is a buffer (saved in checkpoints), set by
 :class:`~mmbcn.engine.hooks.PRepBNScheduleHook`: 1 during ``warmup_iters``,
