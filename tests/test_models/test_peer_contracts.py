@@ -34,7 +34,8 @@ def resnet(scope, case, conv='ws', **kwargs):
     torch.manual_seed(0)
     cfg = dict(type='ResNet', depth=18, num_stages=2, out_indices=(0, 1),
                strides=(1, 2), dilations=(1, 1), base_channels=8,
-               stem_channels=8, norm_eval=False, conv_cfg=CONVS[conv], norm_cfg=norm_cfg(case))
+               stem_channels=8, norm_eval=False, conv_cfg=CONVS[conv],
+               norm_cfg=norm_cfg(case))
     cfg.update(kwargs)
     model = registry(scope).build(cfg)
     model.init_weights()

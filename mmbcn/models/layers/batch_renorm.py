@@ -39,7 +39,8 @@ for the batch moments.
 
 Deployment: the eval form is BatchNorm's, so mmcv's ``fuse_conv_bn`` folds
 it into the preceding convolution (it recognizes any ``_BatchNorm``);
-mmbcn's ``fold_norm`` leaves it alone. Caveat: torch's
+mmbcn's ``fold_norm`` does not, and refuses a model that still has an
+mmbcn layer: run ``fuse_conv_bn`` first. Caveat: torch's
 ``SyncBatchNorm.convert_sync_batchnorm`` (mmengine's ``sync_bn='torch'``)
 would replace it by a plain SyncBatchNorm — do not combine them; the layer
 synchronizes itself.
@@ -51,6 +52,7 @@ from torch import Tensor
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from ...distributed.sync import get_world_size
+from ._autocast import autocast_on, float32_off_autocast
 from ._batch_stats import batch_moments, channel_view, reduce_dims
 from ._checks import check_num_features
 
@@ -118,6 +120,8 @@ class BatchRenorm(_BatchNorm):
 
     def forward(self, x: Tensor) -> Tensor:
         self._check_input_dim(x)
+        if autocast_on(x):
+            return float32_off_autocast(self.forward, x)
         if not self.training:
             return F.batch_norm(x, self.running_mean, self.running_var,
                                 self.weight, self.bias, False, 0., self.eps)

@@ -48,6 +48,10 @@ one rank) the step is the moments, the update and
 Triton installed) the step runs on Triton kernels, a few launches per
 direction (:func:`~mmbcn.models.functional.bcn_triton.triton_micro_bcn`);
 elsewhere on torch ops (:func:`~mmbcn.models.functional.bcn.fixed_stats_bcn`).
+
+The training modes of mmdet / mmseg (empty batches, activation
+checkpointing, ``norm_eval`` through the ``stats_mode`` switch, tracing,
+double backward) are described in ``docs/modes.md``.
 """
 from typing import Tuple
 

@@ -25,7 +25,8 @@ keeps no history; the window then fills over ``buffer_num`` steps. The
 running statistics move toward (mean, var * m / (m - 1)), m being the number
 of pooled values per channel, with ``momentum``; eval uses them, as
 BatchNorm does: the eval form is affine, and mmcv's ``fuse_conv_bn`` folds
-it (the layer is a ``_BatchNorm``; mmbcn's ``fold_norm`` leaves it alone).
+it (the layer is a ``_BatchNorm``; mmbcn's ``fold_norm`` does not, and
+refuses a model that still has it: run ``fuse_conv_bn`` first).
 
 How the layer knows W: :func:`link_cbn_convs` (or the
 :class:`~mmbcn.engine.hooks.CBNLinkHook`) puts a forward hook on every
@@ -66,6 +67,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from torch.nn.modules.conv import _ConvNd
 
 from ...distributed.sync import get_world_size
+from ._autocast import autocast_on, float32_off_autocast
 from ._batch_stats import all_reduce_with_grad, channel_view, reduce_dims
 from ._checks import check_num_features
 
@@ -174,6 +176,14 @@ class CrossIterationBN(_BatchNorm):
         for name in _HISTORY:
             self.register_buffer(name, torch.zeros(0))
 
+    def reset_running_stats(self) -> None:
+        """BatchNorm's reset, and an empty history."""
+        super().reset_running_stats()
+        if hasattr(self, 'hist_count'):  # not yet during __init__
+            self.hist_count.zero_()
+            for name in _HISTORY:
+                setattr(self, name, getattr(self, name).new_zeros(0))
+
     def _check_input_dim(self, x: Tensor) -> None:
         if x.dim() < 2 or x.shape[1] != self.num_features:
             raise ValueError(
@@ -189,8 +199,7 @@ class CrossIterationBN(_BatchNorm):
                     value, device=getattr(self, name).device))
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
-    def _producer(self, x: Tensor):
-        conv = self.tracker.producer(x) if self.tracker is not None else None
+    def _check_producer(self, conv) -> nn.Module:
         if conv is None:
             raise RuntimeError(
                 'CrossIterationBN(compensate=True): the input does not come '
@@ -261,6 +270,14 @@ class CrossIterationBN(_BatchNorm):
 
     def forward(self, x: Tensor) -> Tensor:
         self._check_input_dim(x)
+        # the producing conv is looked up on the input itself (a float32
+        # copy under autocast is a different tensor)
+        conv = self.tracker.producer(x) if self.tracker is not None else None
+        if autocast_on(x):
+            return float32_off_autocast(self._forward, x, conv)
+        return self._forward(x, conv)
+
+    def _forward(self, x: Tensor, conv: Optional[nn.Module]) -> Tensor:
         if not self.training:
             return torch.nn.functional.batch_norm(
                 x, self.running_mean, self.running_var, self.weight,
@@ -281,7 +298,7 @@ class CrossIterationBN(_BatchNorm):
         if pooling:
             weight, grads = None, None
             if self.compensate:
-                conv = self._producer(x)
+                conv = self._check_producer(conv)
                 if conv.weight.requires_grad and x.requires_grad:
                     weight = conv.weight
                     grads = self._moment_grads(x, weight, local_sum,

@@ -36,6 +36,7 @@ import torch.nn.functional as F
 from mmengine.registry import MODELS
 from torch import Tensor
 
+from ._autocast import autocast_on, float32_off_autocast
 from ._checks import check_num_features
 
 
@@ -104,6 +105,8 @@ class FRN(nn.Module):
             raise ValueError(
                 f'FRN: input of shape {tuple(x.shape)} is not valid; '
                 f'expected (N, {self.num_features}, *)')
+        if autocast_on(x):
+            return float32_off_autocast(self.forward, x)
         return filter_response_norm(x, self.weight, self.bias,
                                     self.effective_eps(), self.tau)
 

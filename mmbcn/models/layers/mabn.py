@@ -31,7 +31,8 @@ Eval: ``y = gamma * x / sqrt(running_var + eps) + beta``, an affine map per
 channel; :meth:`MABN.to_batchnorm` returns the equivalent
 ``nn.BatchNorm2d`` (running mean 0), which mmcv's ``fuse_conv_bn`` folds
 into the preceding conv (after :meth:`CenteredConv2d.to_conv`); mmbcn's
-``fold_norm`` does not handle MABN itself.
+``fold_norm`` does not handle MABN / CenteredConv2d, and refuses a model
+that still has them.
 
 Defaults follow the authors' released code: ``warmup_iters=100``, running
 rate 0.02 (their momentum 0.98 is the decay), renormalization with
@@ -54,6 +55,7 @@ from mmengine.registry import MODELS
 from torch import Tensor
 
 from ...distributed.sync import get_world_size
+from ._autocast import autocast_on, float32_off_autocast
 from ._batch_stats import channel_view, reduce_dims
 from ._checks import check_num_features
 
@@ -171,11 +173,21 @@ class MABN(nn.Module):
         self.register_buffer('buffer_gz',
                              torch.zeros(buffer_size, num_features))
 
+    def reset_running_stats(self) -> None:
+        """Back to the initial state: running variance 1, step 0, empty
+        moving-average buffers."""
+        self.running_var.fill_(1)
+        self.num_batches_tracked.zero_()
+        self.buffer_x2.zero_()
+        self.buffer_gz.zero_()
+
     def forward(self, x: Tensor) -> Tensor:
         if x.dim() < 2 or x.shape[1] != self.num_features:
             raise ValueError(
                 f'MABN: input of shape {tuple(x.shape)} is not valid; '
                 f'expected (N, {self.num_features}, *)')
+        if autocast_on(x):
+            return float32_off_autocast(self.forward, x)
         if not self.training:
             scale = self.weight * torch.rsqrt(self.running_var + self.eps)
             return x * channel_view(scale, x) + channel_view(self.bias, x)

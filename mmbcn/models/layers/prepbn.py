@@ -13,10 +13,11 @@ BN's statistics are per channel over all tokens of the batch (the N * L
 rows); in eval BN uses its running statistics, so RepBN is the affine map
 ``x * (w / s + alpha) + b - w * mu / s`` (s = sqrt(running_var + eps)):
 exactly one BatchNorm with weight ``w + alpha * s`` and bias
-``b + alpha * mu`` (:meth:`RepBN.reparameterize`), which can in turn be
-folded into the adjacent linear layer. A PRepBN re-parameterizes only at
-lam = 0, the end of its schedule; with lam > 0 its eval output still has
-the LayerNorm term (the authors' code evaluates RepBN alone instead).
+``b + alpha * mu`` (:meth:`RepBN.reparameterize`), which could in turn be
+folded into the adjacent linear layer (not provided here). A PRepBN
+re-parameterizes only at lam = 0, the end of its schedule; with lam > 0 its
+eval output still has the LayerNorm term (the authors' code evaluates RepBN
+alone instead).
 
 lam is a buffer (saved in checkpoints), set by
 :class:`~mmbcn.engine.hooks.PRepBNScheduleHook`: 1 during ``warmup_iters``,
@@ -39,6 +40,7 @@ from mmengine.registry import MODELS
 from torch import Tensor
 
 from ...distributed.sync import get_world_size, sync_batch_norm
+from ._autocast import autocast_on, float32_off_autocast
 from ._checks import check_num_features
 
 
@@ -84,7 +86,9 @@ class RepBN(nn.Module):
         """BN of the tokens (..., C), per channel over all tokens."""
         bn = self.bn
         rows = x.reshape(-1, self.num_features)
-        if not self.training:
+        # bn's own mode: a norm_eval-style freeze of the BatchNorm1d
+        # (mmdet / mmseg put every _BatchNorm in eval) is honoured
+        if not bn.training:
             return F.batch_norm(rows, bn.running_mean, bn.running_var,
                                 bn.weight, bn.bias, False, 0.,
                                 bn.eps).reshape(x.shape)
@@ -101,6 +105,8 @@ class RepBN(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         _check_tokens('RepBN', x, self.num_features)
+        if autocast_on(x):
+            return float32_off_autocast(self.forward, x)
         if x.numel() == 0:
             return x * self.alpha
         return torch.addcmul(self.batch_norm(x), x, self.alpha)
@@ -157,6 +163,8 @@ class PRepBN(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         _check_tokens('PRepBN', x, self.num_features)
+        if autocast_on(x):
+            return float32_off_autocast(self.forward, x)
         lam = float(self.lam)
         if lam == 1:
             return self.ln(x)

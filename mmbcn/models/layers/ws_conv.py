@@ -60,13 +60,17 @@ def ws_conv_weight(weight: torch.Tensor, eps: float,
 
 def filter_scale(weight: torch.Tensor, own: torch.Tensor) -> torch.Tensor:
     """The per-output-filter factors ``c`` (shape (C_out, 1, ...)) with
-    ``weight == c * own``; ValueError if ``weight`` is not such a rescaling.
+    ``weight == c * own``, with gradient (``weight`` is ``own`` times
+    factors that may train); ValueError if ``weight`` is not such a
+    rescaling.
     """
     dims = tuple(range(1, own.dim()))
     c = (weight * own).sum(dims, keepdim=True) / \
         own.square().sum(dims, keepdim=True).clamp(min=1e-30)
-    if weight.shape != own.shape or not torch.allclose(
-            weight, c * own, rtol=1e-4, atol=1e-6 * float(own.abs().max())):
+    with torch.no_grad():
+        rescaling = weight.shape == own.shape and torch.allclose(
+            weight, c * own, rtol=1e-4, atol=1e-6 * float(own.abs().max()))
+    if not rescaling:
         raise ValueError(
             'a WS conv convolves with its standardized weight: _conv_forward '
             'accepts its own weight or a per-filter rescaling of it (as '

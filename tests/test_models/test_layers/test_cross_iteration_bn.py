@@ -211,6 +211,22 @@ def test_eval_contracts_round_trip_and_resume():
     torch.testing.assert_close(twin(u), model(u))
 
 
+def test_reset_running_stats_empties_the_history():
+    model = make_pair(k=2, burnin=0)
+    for _ in range(2):
+        model(torch.randn(2, 3, 5, 5))
+    norm = model[1]
+    norm.reset_running_stats()
+    assert int(norm.hist_count) == 0 and norm.hist_gmean.numel() == 0
+    assert int(norm.num_batches_tracked) == 0
+    torch.testing.assert_close(norm.running_var, torch.ones(4))
+    u = torch.randn(2, 3, 5, 5)
+    bn = nn.BatchNorm2d(4)
+    bn.load_state_dict(norm.state_dict(), strict=False)
+    # an empty history pools nothing: the first step is BatchNorm's
+    torch.testing.assert_close(model(u), bn(model[0](u)))
+
+
 def test_empty_batch_and_channels_last_training():
     model = make_pair(k=2, burnin=0)
     u = torch.randn(0, 3, 5, 5, requires_grad=True)

@@ -40,6 +40,13 @@ def test_matches_reference(tlu, learnable_eps):
     torch.testing.assert_close(layer.eval()(x), ref)
 
 
+def test_samples_are_independent():
+    """No batch statistics: a sample's output ignores the other samples."""
+    layer = randomize(FRN(4))
+    x = torch.randn(3, 4, 3, 3)
+    torch.testing.assert_close(layer(x)[1:2], layer(x[1:2]))
+
+
 def test_tlu_thresholds_below_tau():
     layer = FRN(2, tlu=True)
     with torch.no_grad():

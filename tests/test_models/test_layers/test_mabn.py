@@ -106,6 +106,16 @@ def test_eval_and_contracts():
     assert_state_round_trip(layer, MABN(4, buffer_size=2), x)
 
 
+def test_reset_running_stats():
+    layer = MABN(4, buffer_size=2, warmup_iters=0)
+    fresh = copy.deepcopy(layer)
+    for _ in range(3):
+        layer(torch.randn(2, 4, 3, 3)).sum().backward()
+    layer.reset_running_stats()
+    for k, v in fresh.state_dict().items():
+        torch.testing.assert_close(layer.state_dict()[k], v, msg=k)
+
+
 def test_training_keeps_channels_last():
     layer = randomize(MABN(4))
     twin = copy.deepcopy(layer)

@@ -55,6 +55,18 @@ def test_prepbn_blend_matches_reference(lam):
     assert tracked == (0 if lam == 1 else 1)
 
 
+def test_frozen_inner_batchnorm_uses_running_statistics():
+    layer = randomize(RepBN(6))
+    layer.bn.eval()  # what norm_eval does to every _BatchNorm
+    x = torch.randn(2, 5, 6)
+    before = layer.bn.running_mean.clone()
+    bn = layer.bn
+    expected = (x - bn.running_mean) / torch.sqrt(bn.running_var + 1e-5) * \
+        bn.weight + bn.bias + layer.alpha * x
+    torch.testing.assert_close(layer(x), expected)
+    torch.testing.assert_close(bn.running_mean, before)
+
+
 def test_gradcheck():
     layer = randomize(PRepBN(4, lam=0.4)).double()
     names = [n for n, _ in layer.named_parameters()]
