@@ -27,6 +27,7 @@ from mmengine.registry import init_default_scope
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from mmbcn import BCN, WSConv2d, apis
+from mmbcn.models.layers import StatsMode
 from mmbcn.schemes import apply_scheme, get_scheme
 from mmbcn.scope import registry
 from repo import REPO
@@ -110,6 +111,8 @@ def layers(model):
 def counts(model):
     found = Counter()
     for m in model.modules():
+        if isinstance(m, StatsMode):
+            continue  # the norm_eval switch inside BCN / EvoNorm-B0
         if isinstance(m, WSConv2d):
             found['ws'] += 1
         elif isinstance(m, torch.nn.Conv2d):
@@ -152,7 +155,8 @@ def test_stock_and_mmbcn_builds_agree(config, expected):
     norm_type = {'BCN': BCN, 'GN': torch.nn.GroupNorm}[
         scheme.norm_cfg['type']]
     assert any(isinstance(m, norm_type) for m in stock.modules())
-    assert not any(isinstance(m, _BatchNorm) for m in stock.modules())
+    assert not any(isinstance(m, _BatchNorm) and not isinstance(m, StatsMode)
+                   for m in stock.modules())
 
 
 def child(tmp_path, body, name='child.py'):

@@ -10,7 +10,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from mmbcn import BCN, WSConv2d
 from mmbcn.models.layers import (ChannelAffine, EvoNormB0, EvoNormS0,
-                                 ScaledWSConv2d)
+                                 ScaledWSConv2d, StatsMode)
 from mmbcn.schemes import (SCHEMES, apply_config_scheme, apply_scheme,
                            get_scheme, matching_schemes, scheme_conflicts,
                            scheme_edits, scheme_table_markdown)
@@ -29,6 +29,8 @@ def load(base, tmp_path):
 def layer_counts(model):
     counts = Counter()
     for m in model.modules():
+        if isinstance(m, StatsMode):
+            continue  # the norm_eval switch inside BCN / EvoNorm-B0
         if isinstance(m, WSConv2d):
             counts['ws'] += 1
         elif isinstance(m, ScaledWSConv2d):

@@ -27,7 +27,7 @@ from typing import Dict, Iterable, List, Optional
 import torch
 import torch.nn as nn
 
-from .layers.norm_types import NORM_TYPES
+from .layers.norm_types import norm_layers
 
 
 @dataclass
@@ -70,9 +70,10 @@ class SingularityProbe:
     def __init__(self, model: nn.Module, norm_types: Optional[tuple] = None,
                  dead_threshold: float = 0.01, near_threshold: float = -2.0):
         if norm_types is None:
-            norm_types = NORM_TYPES
-        self.layers = [(n, m) for n, m in model.named_modules()
-                       if isinstance(m, norm_types)]
+            self.layers = list(norm_layers(model))
+        else:
+            self.layers = [(n, m) for n, m in model.named_modules()
+                           if isinstance(m, norm_types)]
         self.dead_threshold = dead_threshold
         self.near_threshold = near_threshold
         self.records: Dict[str, List[LayerStats]] = OrderedDict()

@@ -28,6 +28,7 @@ from mmengine.logging import MMLogger
 from mmengine.registry import init_default_scope
 
 from mmbcn.converters import ConvertedPretrained
+from mmbcn.models.layers import is_norm_layer
 from mmbcn.scope import registry
 from repo import REPO
 
@@ -80,8 +81,8 @@ def make_source(backbone, source, groups=32, seed=0):
             sd[f'{name}.weight'] = w + 0.3 * scale * torch.randn(
                 cout, 1, 1, 1, generator=gen)
             channels = cout
-        elif name and not list(m.children()) and hasattr(m, 'weight') \
-                and m.weight is not None and m.weight.dim() == 1:
+        elif name and is_norm_layer(m) and m.weight is not None and \
+                m.weight.dim() == 1:
             c = m.num_features if hasattr(m, 'num_features') else \
                 m.num_channels
             key = source_name(name, source)

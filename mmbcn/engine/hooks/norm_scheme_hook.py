@@ -15,6 +15,7 @@ from mmengine.model import is_model_wrapper
 from mmengine.registry import HOOKS
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from ...models.layers import StatsMode
 from ...models.layers.norm_types import NORM_TYPES
 
 #: the config key (and ``tools/test.py`` / ``tools/train.py`` flag
@@ -35,6 +36,8 @@ def layer_signature(model: nn.Module) -> List[str]:
         model = model.module
     names = set()
     for module in model.modules():
+        if isinstance(module, StatsMode):
+            continue  # the norm_eval switch inside BCN / EvoNorm-B0
         if isinstance(module, _BatchNorm):
             names.add('BatchNorm')
         elif isinstance(module, NORM_TYPES) or isinstance(
