@@ -13,8 +13,7 @@ each; every module names what it works around.
 """
 from .atomic_io import AtomicLocalBackend, atomic_write
 from .checkpoint import (TRUST_ENV, CheckpointError, checkpoint_safe_globals,
-                         load_checkpoint_any, load_file,
-                         load_from_local_weights_only)
+                         load_file, load_from_local_weights_only)
 from .checkpoint_hook import CheckpointHook
 from .config_package import PACKAGE as CONFIG_PACKAGES
 from .cpu_distributed import (CPU_MODEL_WRAPPER, SYNCBN_TYPES,
@@ -23,8 +22,8 @@ from .cpu_distributed import (CPU_MODEL_WRAPPER, SYNCBN_TYPES,
 
 __all__ = [
     'AtomicLocalBackend', 'atomic_write', 'CheckpointHook', 'TRUST_ENV',
-    'CheckpointError', 'checkpoint_safe_globals', 'load_checkpoint_any',
-    'load_file', 'CONFIG_PACKAGES',
+    'CheckpointError', 'checkpoint_safe_globals', 'load_file',
+    'CONFIG_PACKAGES',
     'load_from_local_weights_only', 'CPU_MODEL_WRAPPER', 'SYNCBN_TYPES',
     'CPUDistributedError', 'cpu_dist_env', 'find_syncbn',
     'prepare_cpu_distributed', 'syncbn_on_cpu_error'

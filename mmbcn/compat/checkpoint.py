@@ -177,9 +177,6 @@ def _restore(obj):
         if any(a is not b for a, b in zip(items, obj)):
             return type(obj)(items) if type(obj) is tuple else \
                 type(obj)(*items)
-        return obj
-    if isinstance(obj, _StatisticRef):
-        raise _Refused('a statistics method outside a HistoryBuffer')
     return obj
 
 
@@ -222,10 +219,6 @@ def _refused_what(message: str) -> Optional[str]:
     return None
 
 
-def _describe_source(name: str, source) -> str:
-    return name if name else f'<{type(source).__name__}>'
-
-
 def load_file(source: Union[str, os.PathLike, io.IOBase],
               map_location: Any = None, *, trust: Optional[bool] = None,
               name: Optional[str] = None) -> Any:
@@ -247,7 +240,7 @@ def load_file(source: Union[str, os.PathLike, io.IOBase],
         if not osp.isfile(source):
             raise FileNotFoundError(f'checkpoint {source} does not exist')
         name = name or source
-    name = _describe_source(name, source)
+    name = name or f'<{type(source).__name__}>'
     if trust is None:
         trust = trusted(name)
     if trust:
@@ -412,18 +405,8 @@ def register_loaders() -> None:
                                          force=True)
 
 
-def load_checkpoint_any(filename: str, map_location=None,
-                        trust: Optional[bool] = None) -> Any:
-    """A checkpoint by path or URL / model-zoo name, through the loaders
-    above (``trust`` applies to local files)."""
-    if '://' not in str(filename):
-        return load_file(filename, map_location, trust=trust)
-    return CheckpointLoader.load_checkpoint(str(filename), map_location)
-
-
 register_loaders()
 
 __all__ = ['TRUST_ENV', 'CheckpointError', 'checkpoint_safe_globals',
            'load_file', 'load_from_local_weights_only', 'load_from_url',
-           'cached_download', 'load_checkpoint_any', 'register_loaders',
-           'trusted']
+           'cached_download', 'register_loaders', 'trusted']

@@ -162,11 +162,14 @@ def save_folded(model: nn.Module, cfg: Config, out: str) -> Dict:
 
 def folded_format(path: str):
     """'state_dict' or 'module' if ``path`` is a model :func:`save_folded`
-    wrote, else None; read without unpickling anything that could run code
-    (a 'module' file is recognised by its key in the pickle's bytes)."""
+    wrote, else None (also for a URL or a missing file); read without
+    unpickling anything that could run code (a 'module' file is recognised
+    by its key in the pickle's bytes)."""
     import zipfile
 
     from ..compat import CheckpointError, load_file
+    if '://' in str(path) or not osp.isfile(path):
+        return None
     try:
         ckpt = load_file(path, 'cpu', trust=False)
     except CheckpointError:

@@ -50,8 +50,7 @@ def parse_args(argv=None):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    fmt = folded_format(args.checkpoint) if osp.isfile(args.checkpoint) \
-        else None
+    fmt = folded_format(args.checkpoint)
     if fmt is not None:
         print(f'error: {args.checkpoint} is already folded (written by '
               f'fold_norm.py, format {fmt!r}); export_onnx.py takes the '
