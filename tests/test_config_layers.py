@@ -187,7 +187,7 @@ def test_label_conflict_is_reported(tmp_path):
     assert 'child.py' in message
     assert "norm_scheme='bcn-ws' does not describe the model" in message
     assert "model.backbone.norm_cfg is type='GN', 'bcn-ws' has " \
-        "type='BCN'" in message
+        "type='BCN' (mode='micro')" in message
     assert 'model.neck' not in message  # only what disagrees
     # the label fixed: the mixed network is what gets built
     fixed = child(tmp_path, (
@@ -200,6 +200,12 @@ def test_label_conflict_names_the_matching_scheme(tmp_path):
     path = child(tmp_path, "norm_scheme = 'gn-ws'\n")
     with pytest.raises(ValueError, match=r"the layers are those of "
                        r"'bcn-ws'; set norm_scheme"):
+        apis.load_config(path)
+    # BCN's mode tells the micro-batch and the large-batch schemes apart
+    path = child(tmp_path, "norm_scheme = 'bcn-ws-large'\n", 'large.py')
+    with pytest.raises(ValueError, match=r"model\.backbone\.norm_cfg is "
+                       r"type='BCN' \(mode='micro'\), 'bcn-ws-large' has "
+                       r"type='BCN' \(mode='large'\)"):
         apis.load_config(path)
 
 
@@ -236,7 +242,7 @@ def test_command_line_conflict_is_reported():
     path = osp.join(CONFIG_DIR, BCN_WS_COCO)
     with pytest.raises(ValueError, match=r"norm_scheme='gn' does not "
                        r"describe the model: model\.neck\.norm_cfg is "
-                       r"type='BCN'"):
+                       r"type='BCN' \(mode='micro'\), 'gn' has type='GN'"):
         apis.load_config(path, norm='gn', cfg_options={
             'model.neck.norm_cfg.type': 'BCN'})
     # editing the arguments of --norm's layers is no conflict
