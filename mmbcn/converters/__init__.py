@@ -16,7 +16,8 @@ from .resnet import (SOURCES, WS_SEMANTICS, ConversionResult, LayoutError,
                      ws_reparametrize)
 
 __all__ = [
-    'INIT_SOURCES', 'ConvertedPretrained', 'describe_layout', 'SOURCES', 'WS_SEMANTICS', 'ConversionResult', 'LayoutError',
+    'INIT_SOURCES', 'ConvertedPretrained', 'describe_layout', 'SOURCES',
+    'WS_SEMANTICS', 'ConversionResult', 'LayoutError',
     'convert_bcn_ws_resnet', 'convert_gn_ws_resnet', 'convert_resnet',
     'detect_source', 'extract_state_dict', 'load_source', 'save_converted',
     'ws_rescale_factor', 'ws_reparametrize'
