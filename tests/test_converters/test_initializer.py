@@ -365,3 +365,52 @@ def test_unknown_source_lists_the_valid_ones():
                        r"choose one of \('bcn-ws', 'gn-ws', 'torchvision', "
                        r"'detectron-gn'\)"):
         ConvertedPretrained(checkpoint='x.pth', source='caffe')
+
+
+def test_missing_and_unexpected_keys_are_reported(checkpoints, tmp_path):
+    sd = torch.load(checkpoints['torchvision'], weights_only=True)
+    del sd['layer4.2.conv3.weight']
+    sd['layer9.0.conv1.weight'] = torch.zeros(1)
+    partial = str(tmp_path / 'partial.pth')
+    torch.save(sd, partial)
+
+    init, backbone = init_with('bn', partial)
+    logger = MMLogger.get_current_instance()
+    handler = Collect()
+    logger.addHandler(handler)
+    try:
+        init(backbone)
+    finally:
+        logger.removeHandler(handler)
+    assert init.missing_keys == ['layer4.2.conv3.weight']
+    assert init.unexpected_keys == ['layer9.0.conv1.weight']
+    assert any("missing keys: ['layer4.2.conv3.weight']; unexpected keys: "
+               "['layer9.0.conv1.weight']" in m for m in handler.messages)
+
+    strict = ConvertedPretrained(checkpoint=partial, source='torchvision',
+                                 strict=True)
+    with pytest.raises(ValueError, match=r"missing keys: "
+                       r"\['layer4\.2\.conv3\.weight'\]"):
+        strict(backbone)
+
+
+class Payload:
+    """Unpickling this would create a file."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def __reduce__(self):
+        return (open, (self.path, 'w'))
+
+
+def test_checkpoints_are_not_unpickled_without_restriction(checkpoints,
+                                                           tmp_path):
+    sd = torch.load(checkpoints['torchvision'], weights_only=True)
+    marker = tmp_path / 'ran'
+    evil = str(tmp_path / 'evil.pth')
+    torch.save({'state_dict': sd, 'meta': Payload(str(marker))}, evil)
+    init, backbone = init_with('bn', evil)
+    with pytest.raises(Exception):
+        init(backbone)
+    assert not marker.exists()
