@@ -238,6 +238,27 @@ def test_norm_rewrites_any_config_and_says_so():
     assert "norm_scheme='bcn-ws'" in log
 
 
+def test_norm_rewrites_a_plain_mmseg_config(tmp_path):
+    path = tmp_path / 'plain.py'
+    path.write_text("_base_ = 'mmseg::deeplabv3/deeplabv3_r50-d8_4xb4-20k_"
+                    "voc12aug-512x512.py'\n")
+    logger = MMLogger.get_current_instance()
+    handler = Collect()
+    logger.addHandler(handler)
+    try:
+        cfg = apis.load_config(str(path), norm='bcn-ws-large')
+    finally:
+        logger.removeHandler(handler)
+    for module in ('backbone', 'decode_head', 'auxiliary_head'):
+        assert cfg.model[module].norm_cfg.mode == 'large'
+        assert cfg.model[module].conv_cfg.type == 'WSConv2d'
+    assert cfg.norm_scheme == 'bcn-ws-large'
+    assert cfg.norm_cfg.type == 'BCN'  # mmseg's top-level variable too
+    assert any(m.startswith('--norm bcn-ws-large: rewrote norm_cfg / '
+                            'conv_cfg of 3 modules') and 'says' not in m
+               for m in handler.messages), handler.messages
+
+
 def test_command_line_conflict_is_reported():
     path = osp.join(CONFIG_DIR, BCN_WS_COCO)
     with pytest.raises(ValueError, match=r"norm_scheme='gn' does not "
