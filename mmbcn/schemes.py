@@ -302,8 +302,31 @@ def _at(node, path):
     return node
 
 
+#: Layer arguments that change what kind of normalization a layer is (not
+#: its size or precision), with their defaults: compared like the type.
+KIND_ARGS = {'BCN': {'mode': 'micro'}}
+
+
 def _type_of(layer_cfg):
-    return None if layer_cfg is None else layer_cfg.get('type')
+    """The layer's type, with its :data:`KIND_ARGS` if it has any."""
+    if layer_cfg is None:
+        return None
+    type_ = layer_cfg.get('type')
+    kind = KIND_ARGS.get(type_) if isinstance(type_, str) else None
+    if not kind:
+        return type_
+    args = ', '.join(f'{k}={layer_cfg.get(k, v)!r}' for k, v in kind.items())
+    return f'{type_}({args})'
+
+
+def _show(layer_cfg) -> str:
+    """``type='BCN' (mode='micro')``, ``type='GN'`` or ``None``."""
+    if layer_cfg is None:
+        return 'None'
+    type_ = layer_cfg.get('type')
+    kind = _type_of(layer_cfg)
+    return f'type={type_!r}' + (f' ({kind[len(type_) + 1:-1]})'
+                                if kind != type_ else '')
 
 
 def scheme_conflicts(model_cfg: dict, scheme: Union[str, Dict, Scheme],
@@ -311,7 +334,8 @@ def scheme_conflicts(model_cfg: dict, scheme: Union[str, Dict, Scheme],
     """Where the layers written in ``model_cfg`` are not ``scheme``'s.
 
     A module disagrees when the scheme would normalize it and its
-    ``norm_cfg`` / ``conv_cfg`` is of another type (or absent), or, for a
+    ``norm_cfg`` / ``conv_cfg`` is of another type (or absent, or of another
+    kind: :data:`KIND_ARGS`, BCN's ``mode``), or, for a
     scheme given as a dict with overrides, when an overridden argument has
     another value. Other arguments (``num_groups``, ``eps``, ...) are the
     config's to choose. Returns one line per disagreement (empty: none).
@@ -330,13 +354,8 @@ def scheme_conflicts(model_cfg: dict, scheme: Union[str, Dict, Scheme],
                 continue
             have, want = written.get(key), wanted[key]
             if _type_of(have) != _type_of(want):
-                problems.append(
-                    f'{dotted(path)}.{key} is '
-                    + (f"type={_type_of(have)!r}" if have is not None
-                       else 'None')
-                    + f", {scheme.name!r} has "
-                    + (f"type={_type_of(want)!r}" if want is not None
-                       else 'None'))
+                problems.append(f'{dotted(path)}.{key} is {_show(have)}, '
+                                f'{scheme.name!r} has {_show(want)}')
                 continue
             for arg, value in overrides.get(key, {}).items():
                 if have.get(arg) != value:

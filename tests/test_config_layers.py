@@ -191,7 +191,7 @@ def test_label_conflict_is_reported(tmp_path):
     assert 'child.py' in message
     assert "norm_scheme='bcn-ws' does not describe the model" in message
     assert "model.backbone.norm_cfg is type='GN', 'bcn-ws' has " \
-        "type='BCN'" in message
+        "type='BCN' (mode='micro')" in message
     assert 'model.neck' not in message  # only what disagrees
     # the label fixed: the mixed network is what gets built
     fixed = child(tmp_path, (
@@ -204,6 +204,12 @@ def test_label_conflict_names_the_matching_scheme(tmp_path):
     path = child(tmp_path, "norm_scheme = 'gn-ws'\n")
     with pytest.raises(ValueError, match=r"the layers are those of "
                        r"'bcn-ws'; set norm_scheme"):
+        apis.load_config(path)
+    # BCN's mode tells the micro-batch and the large-batch schemes apart
+    path = child(tmp_path, "norm_scheme = 'bcn-ws-large'\n", 'large.py')
+    with pytest.raises(ValueError, match=r"model\.backbone\.norm_cfg is "
+                       r"type='BCN' \(mode='micro'\), 'bcn-ws-large' has "
+                       r"type='BCN' \(mode='large'\)"):
         apis.load_config(path)
 
 
@@ -236,11 +242,32 @@ def test_norm_rewrites_any_config_and_says_so():
     assert "norm_scheme='bcn-ws'" in log
 
 
+def test_norm_rewrites_a_plain_mmseg_config(tmp_path):
+    path = tmp_path / 'plain.py'
+    path.write_text("_base_ = 'mmseg::deeplabv3/deeplabv3_r50-d8_4xb4-20k_"
+                    "voc12aug-512x512.py'\n")
+    logger = MMLogger.get_current_instance()
+    handler = Collect()
+    logger.addHandler(handler)
+    try:
+        cfg = apis.load_config(str(path), norm='bcn-ws-large')
+    finally:
+        logger.removeHandler(handler)
+    for module in ('backbone', 'decode_head', 'auxiliary_head'):
+        assert cfg.model[module].norm_cfg.mode == 'large'
+        assert cfg.model[module].conv_cfg.type == 'WSConv2d'
+    assert cfg.norm_scheme == 'bcn-ws-large'
+    assert cfg.norm_cfg.type == 'BCN'  # mmseg's top-level variable too
+    assert any(m.startswith('--norm bcn-ws-large: rewrote norm_cfg / '
+                            'conv_cfg of 3 modules') and 'says' not in m
+               for m in handler.messages), handler.messages
+
+
 def test_command_line_conflict_is_reported():
     path = osp.join(CONFIG_DIR, BCN_WS_COCO)
     with pytest.raises(ValueError, match=r"norm_scheme='gn' does not "
                        r"describe the model: model\.neck\.norm_cfg is "
-                       r"type='BCN'"):
+                       r"type='BCN' \(mode='micro'\), 'gn' has type='GN'"):
         apis.load_config(path, norm='gn', cfg_options={
             'model.neck.norm_cfg.type': 'BCN'})
     # editing the arguments of --norm's layers is no conflict

@@ -2,8 +2,9 @@
 
 For each config file:
 
-- ``Config.fromfile`` loads it and ``apply_config_scheme`` applies its
-  ``norm_scheme``; it loads mmbcn through ``custom_imports``;
+- ``Config.fromfile`` loads it and ``apply_config_scheme`` checks its
+  ``norm_scheme`` label against the layers it writes out; it loads mmbcn
+  through ``custom_imports``;
 - conventions: ``auto_scale_lr.base_batch_size`` is the GPUs x images per GPU
   of its name (mmdet's default 8 x 2 when the name has no ``NxbM``) and
   ``train_dataloader.batch_size`` the images per GPU; configs sharing a base

@@ -17,9 +17,9 @@ The behaviour mirrors mmdet 3.3.0's and mmseg 1.2.2's ``tools/train.py`` /
 
 * ``norm``: a scheme of :mod:`mmbcn.schemes` the model is rewritten for
   (the config's ``norm_scheme`` is a label, checked against the model's
-  layers, and changes nothing); the default work dir then gets the scheme's name
-  (``./work_dirs/<config stem>_<norm>``), so runs of one config with
-  different schemes do not share a work dir;
+  layers, and changes nothing); the default work dir then gets the
+  scheme's name (``./work_dirs/<config stem>_<norm>``), so runs of one
+  config with different schemes do not share a work dir;
 * one entry point for mmdet and mmseg configs (chosen by ``default_scope``);
 * distributed runs on CPU-only machines (gloo), see
   :func:`mmbcn.compat.prepare_cpu_distributed`;

@@ -37,7 +37,7 @@ the file, the layout expected and the one found.
 """
 import logging
 import re
-from typing import Dict, List, Optional
+from typing import Dict, List
 
 import torch.nn as nn
 from mmengine.logging import print_log
@@ -87,8 +87,7 @@ def describe_layout(state: Dict) -> str:
         return 'an mmbcn BCN backbone (already converted)'
     if any('.pbn.' in k for k in keys):
         return INIT_SOURCES['bcn-ws'][0] + ' layout (bn{j}.pbn.*)'
-    if 'gn1.weight' in state or any(re.search(r'(^|\.)gn\d+\.', k)
-                                     for k in keys):
+    if any(re.search(r'(^|\.)gn\d+\.', k) for k in keys):
         return 'a GN or GN+WS ResNet layout (gn{j}.weight / bias)'
     if 'bn1.running_mean' in state:
         return 'a torchvision BatchNorm ResNet layout (bn{j}.running_mean)'

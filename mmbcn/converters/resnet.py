@@ -482,14 +482,18 @@ def config_hint(meta: Mapping, checkpoint: str) -> str:
                     f"base_channels={meta['base_channels']}")
     arch.append("style='pytorch'")
     lines = [
-        f"norm_scheme = {meta['norm_scheme']!r}",
-        f"  (or on the backbone: conv_cfg={meta['conv_cfg']!r}, "
-        f"norm_cfg={meta['norm_cfg']!r})",
-        f"model.backbone: type='ResNet', {', '.join(arch)}",
+        f"model.backbone: type='ResNet', {', '.join(arch)}, "
+        f"conv_cfg={meta['conv_cfg']!r}, norm_cfg={meta['norm_cfg']!r}",
+        f"  (or the whole model: --norm / apply_scheme with "
+        f"{meta['norm_scheme']!r}; norm_scheme = {meta['scheme']!r} labels "
+        'it)',
     ]
     if meta['prefix']:
         lines.append(f"load_from = '{checkpoint}'")
     else:
         lines.append("model.backbone.init_cfg = dict(type='Pretrained', "
                      f"checkpoint='{checkpoint}')")
+    lines.append("  (or, with no converted file: model.backbone.init_cfg = "
+                 "dict(type='ConvertedPretrained', "
+                 f"source={meta['source']!r}, checkpoint=<the source>))")
     return '\n'.join(lines)

@@ -64,7 +64,8 @@ def test_installed_package_ships_its_configs(tmp_path):
     source.mkdir()
     user.mkdir()
     copy_source(source)
-    env = dict(os.environ, MMBCN_WITH_EXT='0', PIP_DISABLE_PIP_VERSION_CHECK='1')
+    env = dict(os.environ, MMBCN_WITH_EXT='0',
+               PIP_DISABLE_PIP_VERSION_CHECK='1')
     env.pop('PYTHONPATH', None)
     subprocess.run(
         [sys.executable, '-m', 'pip', 'install', '-q', '--no-deps',
