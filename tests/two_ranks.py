@@ -1,17 +1,11 @@
 """2 gloo ranks x 1 sample against 1 process x 2 samples, for any layer
 (test helper: the layer factory must be a module-level function)."""
 import os
-import socket
 
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
+from repo import free_port
 
 
 def run_steps(layer, data, rank=None, after_step=None):

@@ -9,7 +9,6 @@ import os
 import os.path as osp
 import pickle
 import shutil
-import socket
 import subprocess
 import sys
 
@@ -20,20 +19,14 @@ from mmengine.runner import CheckpointLoader
 
 from mmbcn import apis
 from mmbcn.schemes import scheme_names
-from repo import REPO
+from repo import REPO, free_port, shapes_config
 
 TOOLS = osp.join(REPO, 'tools')
 TIMEOUT = 300
 
 
-def shared_config(pattern: str) -> str:
-    found = sorted(glob.glob(osp.join(REPO, 'configs', 'shapes', pattern)))
-    assert found, f'no config configs/shapes/{pattern}'
-    return found[0]
-
-
-DET_CONFIG = shared_config('mask-rcnn*bcn-ws*.py')
-SEG_CONFIG = shared_config('deeplabv3*bcn-ws*.py')
+DET_CONFIG = shapes_config('mask-rcnn*bcn-ws*.py')
+SEG_CONFIG = shapes_config('deeplabv3*bcn-ws*.py')
 
 
 def stem(path: str) -> str:
@@ -97,12 +90,6 @@ def python_tool(name: str, *args):
 
 def load_checkpoint(path: str) -> dict:
     return CheckpointLoader.load_checkpoint(str(path), map_location='cpu')
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(('127.0.0.1', 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope='module')

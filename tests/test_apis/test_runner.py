@@ -1,8 +1,6 @@
 """mmbcn.apis: load_config (the tools' command-line semantics) and the test
 options. No training here (see e2e/test_tools.py for real runs)."""
-import glob
 import os.path as osp
-import socket
 
 import pytest
 import torch
@@ -10,29 +8,17 @@ from mmengine.config import Config
 
 from mmbcn import apis
 from mmbcn.schemes import scheme_names
-from repo import REPO
+from repo import shapes_config
 
 NO_CUDA = pytest.mark.skipif(torch.cuda.is_available(),
                              reason='the CPU-distributed shim is for '
                              'machines without CUDA')
 
 
-def shared_config(pattern: str) -> str:
-    found = sorted(glob.glob(osp.join(REPO, 'configs', 'shapes', pattern)))
-    assert found, f'no config configs/shapes/{pattern}'
-    return found[0]
-
-
-DET_CONFIG = shared_config('mask-rcnn*bcn-ws*.py')
-SEG_CONFIG = shared_config('deeplabv3*bcn-ws*.py')
+DET_CONFIG = shapes_config('mask-rcnn*bcn-ws*.py')
+SEG_CONFIG = shapes_config('deeplabv3*bcn-ws*.py')
 DET_STEM = osp.splitext(osp.basename(DET_CONFIG))[0]
 SEG_STEM = osp.splitext(osp.basename(SEG_CONFIG))[0]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(('127.0.0.1', 0))
-        return sock.getsockname()[1]
 
 
 # --------------------------------------------------------------------------

@@ -2,7 +2,6 @@
 BCN layers under DDP; the full benchmark is tools/analysis/
 benchmark_sync.py)."""
 import os
-import socket
 
 import pytest
 import torch
@@ -17,14 +16,9 @@ from mmbcn.benchmark.sync import (caller_category,
                                            count_collectives, estimate_shift,
                                            format_table, summarize)
 from mmbcn.distributed import flush_deferred
+from repo import free_port
 
 LAYERS = 3
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
 
 
 def one_step(sync):

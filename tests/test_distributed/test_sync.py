@@ -1,7 +1,6 @@
 """BCN (and EvoNorm-B0) across 2 gloo processes equal one process on the
 whole batch."""
 import os
-import socket
 
 import pytest
 import torch
@@ -11,14 +10,9 @@ import torch.multiprocessing as mp
 from mmbcn import BCN
 from mmbcn.distributed import flush_deferred
 from mmbcn.models.layers import EvoNormB0
+from repo import free_port
 
 STEPS = 3
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
 
 
 def make_layer(mode, sync):

@@ -1,7 +1,6 @@
 """BCN against a plain reference written from the formulas in the docs."""
 import pytest
 import torch
-import torch.nn.functional as F
 from mmcv.cnn import build_norm_layer
 
 from mmbcn import BCN
