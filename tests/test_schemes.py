@@ -9,7 +9,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from mmbcn import BCN, WSConv2d
 from mmbcn.models.layers import (ChannelAffine, EvoNormB0, EvoNormS0,
-                                 ScaledWSConv2d)
+                                 ScaledWSConv2d, StatsMode)
 from mmbcn.schemes import (SCHEMES, apply_config_scheme, apply_scheme,
                            get_scheme)
 
@@ -37,8 +37,8 @@ def layer_counts(model):
             counts['bcn'] += 1
         elif isinstance(m, torch.nn.GroupNorm):
             counts['gn'] += 1
-        elif isinstance(m, _BatchNorm):
-            counts['bn'] += 1
+        elif isinstance(m, _BatchNorm) and not isinstance(m, StatsMode):
+            counts['bn'] += 1  # (BCN's and EvoNorm-B0's norm_eval switch)
         elif isinstance(m, (EvoNormB0, EvoNormS0)):
             counts['evonorm'] += 1
         elif isinstance(m, ChannelAffine):
