@@ -64,18 +64,20 @@ def filter_scale(weight: torch.Tensor, own: torch.Tensor) -> torch.Tensor:
     factors that may train); ValueError if ``weight`` is not such a
     rescaling.
     """
+    error = ValueError(
+        'a WS conv convolves with its standardized weight: _conv_forward '
+        'accepts its own weight or a per-filter rescaling of it (as '
+        "mmcv's and mmengine's efficient_conv_bn_eval pass), got a weight of "
+        f'shape {tuple(weight.shape)} that is neither')
+    if weight.shape != own.shape:
+        raise error
     dims = tuple(range(1, own.dim()))
     c = (weight * own).sum(dims, keepdim=True) / \
         own.square().sum(dims, keepdim=True).clamp(min=1e-30)
     with torch.no_grad():
-        rescaling = weight.shape == own.shape and torch.allclose(
-            weight, c * own, rtol=1e-4, atol=1e-6 * float(own.abs().max()))
-    if not rescaling:
-        raise ValueError(
-            'a WS conv convolves with its standardized weight: _conv_forward '
-            'accepts its own weight or a per-filter rescaling of it (as '
-            "mmcv's and mmengine's efficient_conv_bn_eval pass), got a "
-            f'weight of shape {tuple(weight.shape)} that is neither')
+        if not torch.allclose(weight, c * own, rtol=1e-4,
+                              atol=1e-6 * float(own.abs().max())):
+            raise error
     return c
 
 
