@@ -74,17 +74,18 @@ def filter_scale(weight: torch.Tensor, own: torch.Tensor) -> torch.Tensor:
     dims = tuple(range(1, own.dim()))
     own_d = own.detach()
     norm = own_d.square().sum(dims, keepdim=True).clamp(min=1e-30)
-    c = (weight * own_d).sum(dims, keepdim=True) / norm
+    dot = (weight * own_d).sum(dims, keepdim=True)
+    c = dot / norm
+    with torch.no_grad():
+        # |weight - c own|^2 = |weight|^2 - c <weight, own>, per filter
+        total = weight.square().sum(dims, keepdim=True)
+        if bool(((total - c * dot) > 1e-6 * total + 1e-30).any()):
+            raise error
     # weight = c * own: c's gradient must reach the factors only, so the
     # path through own inside weight is cancelled by the same path with the
     # opposite sign (value unchanged: <own, own> / norm = 1); no weight-sized
     # tensor is kept for backward beyond the parameter itself
-    c = c - c.detach() * ((own * own_d).sum(dims, keepdim=True) / norm - 1)
-    with torch.no_grad():
-        if not torch.allclose(weight, c * own, rtol=1e-4,
-                              atol=1e-6 * float(own.abs().max())):
-            raise error
-    return c
+    return c - c.detach() * ((own * own_d).sum(dims, keepdim=True) / norm - 1)
 
 
 class WSConvMixin:
