@@ -1,3 +1,4 @@
+from ._modes import StatsMode
 from .batch_renorm import BatchRenorm
 from .bcn import BCN
 from .centered_conv import CenteredConv2d, center_weight
@@ -6,7 +7,6 @@ from .cross_iteration_bn import CrossIterationBN, link_cbn_convs
 from .evonorm import EvoNormB0, EvoNormS0
 from .frn import FRN
 from .mabn import MABN
-from ._modes import StatsMode
 from .norm_types import (MMBCN_NORM_TYPES, NORM_TYPES, is_norm_layer,
                          norm_layers)
 from .prepbn import PRepBN, RepBN

@@ -60,23 +60,32 @@ def ws_conv_weight(weight: torch.Tensor, eps: float,
 
 def filter_scale(weight: torch.Tensor, own: torch.Tensor) -> torch.Tensor:
     """The per-output-filter factors ``c`` (shape (C_out, 1, ...)) with
-    ``weight == c * own``, with gradient (``weight`` is ``own`` times
-    factors that may train); ValueError if ``weight`` is not such a
-    rescaling.
+    ``weight == c * own``, with the gradient of the factors (which may
+    train: BatchNorm's weight) and none through ``own``; ValueError if
+    ``weight`` is not such a rescaling.
     """
+    error = ValueError(
+        'a WS conv convolves with its standardized weight: _conv_forward '
+        'accepts its own weight or a per-filter rescaling of it (as '
+        "mmcv's and mmengine's efficient_conv_bn_eval pass), got a weight of "
+        f'shape {tuple(weight.shape)} that is neither')
+    if weight.shape != own.shape:
+        raise error
     dims = tuple(range(1, own.dim()))
-    c = (weight * own).sum(dims, keepdim=True) / \
-        own.square().sum(dims, keepdim=True).clamp(min=1e-30)
+    own_d = own.detach()
+    norm = own_d.square().sum(dims, keepdim=True).clamp(min=1e-30)
+    dot = (weight * own_d).sum(dims, keepdim=True)
+    c = dot / norm
     with torch.no_grad():
-        rescaling = weight.shape == own.shape and torch.allclose(
-            weight, c * own, rtol=1e-4, atol=1e-6 * float(own.abs().max()))
-    if not rescaling:
-        raise ValueError(
-            'a WS conv convolves with its standardized weight: _conv_forward '
-            'accepts its own weight or a per-filter rescaling of it (as '
-            "mmcv's and mmengine's efficient_conv_bn_eval pass), got a "
-            f'weight of shape {tuple(weight.shape)} that is neither')
-    return c
+        # |weight - c own|^2 = |weight|^2 - c <weight, own>, per filter
+        total = weight.square().sum(dims, keepdim=True)
+        if bool(((total - c * dot) > 1e-6 * total + 1e-30).any()):
+            raise error
+    # weight = c * own: c's gradient must reach the factors only, so the
+    # path through own inside weight is cancelled by the same path with the
+    # opposite sign (value unchanged: <own, own> / norm = 1); no weight-sized
+    # tensor is kept for backward beyond the parameter itself
+    return c - c.detach() * ((own * own_d).sum(dims, keepdim=True) / norm - 1)
 
 
 class WSConvMixin:

@@ -88,7 +88,13 @@ def test_fuse_conv_bn_after_fold_ws(conv):
 
 @pytest.mark.parametrize('cls', [WSConv2d, ScaledWSConv2d])
 def test_conv_forward_refuses_a_foreign_weight(cls):
-    conv = cls(4, 8, 3)
-    with pytest.raises(ValueError, match='per-filter rescaling'):
-        conv._conv_forward(torch.randn(1, 4, 5, 5),
-                           torch.randn_like(conv.weight), None)
+    conv = cls(4, 8, 3, bias=False)
+    x = torch.randn(1, 4, 5, 5)
+    for weight in (torch.randn_like(conv.weight), torch.randn(8, 4, 1, 1)):
+        with pytest.raises(ValueError, match='per-filter rescaling'):
+            conv._conv_forward(x, weight, None)
+    # its own weight, and a rescaling of it, are accepted
+    scale = torch.linspace(-2, 2, 8).view(8, 1, 1, 1)
+    torch.testing.assert_close(
+        conv._conv_forward(x, conv.weight * scale, None),
+        conv(x) * scale.view(1, 8, 1, 1), rtol=1e-4, atol=1e-5)
