@@ -31,7 +31,7 @@ ALLOWED = {
     'apis': {'compat', 'engine', 'schemes', 'scope', 'models', 'datasets',
              'distributed'},
     'deploy': {'apis', 'models', 'schemes', 'scope'},
-    'reports': {'apis', 'compat', 'models', 'schemes', 'scope'},
+    'reports': {'apis', 'compat', 'engine', 'models', 'schemes', 'scope'},
     'benchmark': {'apis', 'reports', 'models', 'engine', 'schemes', 'scope',
                   'distributed'},
 }

@@ -30,7 +30,6 @@ from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 import torch
 import torch.nn as nn
 from mmengine.config import Config
-from mmengine.model import is_model_wrapper
 from mmengine.runner import CheckpointLoader
 
 from .. import apis
@@ -38,6 +37,7 @@ from ..compat import CheckpointError
 from ..models.diagnostics import LayerStats, SingularityProbe, aggregate
 from .results import RunResult, config_dump, describe_config
 from .tables import MISSING, markdown_table
+from ..engine.utils import unwrap_model
 
 LOG_NAME = 'singularity.jsonl'
 FIELDS = ('iter', 'layer', 'channels', 'dead_fraction', 'near_fraction',
@@ -306,8 +306,7 @@ def measure_checkpoint(checkpoint_path: str, config: Optional[str] = None,
         echo(f'{checkpoint_path}: building the model of {name} '
              f'(scheme {run.scheme or "as written"})')
         runner = apis.build_runner(cfg)
-        model = runner.model.module if is_model_wrapper(runner.model) \
-            else runner.model
+        model = unwrap_model(runner.model)
         state = _state_dict(checkpoint)
         own = model.state_dict()
         missing = [k for k in own if k not in state]

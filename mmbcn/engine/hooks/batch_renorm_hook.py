@@ -1,10 +1,10 @@
 """The r_max / d_max schedule of Batch Renormalization, as an mmengine hook
 (root HOOKS)."""
 from mmengine.hooks import Hook
-from mmengine.model import is_model_wrapper
 from mmengine.registry import HOOKS
 
 from ...models.layers.batch_renorm import BatchRenorm, check_clips
+from ..utils import unwrap_model
 
 
 def ramp(iteration: int, start: int, end: int, begin: float,
@@ -61,8 +61,7 @@ class BatchRenormScheduleHook(Hook):
                      self.d_max))
 
     def before_train_iter(self, runner, batch_idx, data_batch=None) -> None:
-        model = runner.model.module if is_model_wrapper(runner.model) \
-            else runner.model
+        model = unwrap_model(runner.model)
         r_max, d_max = self.clips_at(runner.iter)
         for m in model.modules():
             if isinstance(m, BatchRenorm):

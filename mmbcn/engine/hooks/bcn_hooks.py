@@ -2,18 +2,17 @@
 from typing import List, Optional, Tuple
 
 from mmengine.hooks import Hook
-from mmengine.model import is_model_wrapper
 from mmengine.registry import HOOKS
 
 from ...distributed.sync import flush_deferred
 from ...models.layers.bcn import BCN
 from .health_check_hook import HealthCheckHook
+from ..utils import unwrap_model
 
 
 def bcn_layers(model) -> List[Tuple[str, BCN]]:
     """(name, module) of every BCN in ``model`` (unwrapping DDP)."""
-    if is_model_wrapper(model):
-        model = model.module
+    model = unwrap_model(model)
     return [(n, m) for n, m in model.named_modules() if isinstance(m, BCN)]
 
 

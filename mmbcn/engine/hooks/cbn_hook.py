@@ -1,9 +1,9 @@
 """Links Cross-Iteration BN layers to the convolutions feeding them."""
 from mmengine.hooks import Hook
-from mmengine.model import is_model_wrapper
 from mmengine.registry import HOOKS
 
 from ...models.layers.cross_iteration_bn import link_cbn_convs
+from ..utils import unwrap_model
 
 
 @HOOKS.register_module()
@@ -17,6 +17,5 @@ class CBNLinkHook(Hook):
         self.convs = 0
 
     def before_train(self, runner) -> None:
-        model = runner.model.module if is_model_wrapper(runner.model) \
-            else runner.model
+        model = unwrap_model(runner.model)
         self.convs = link_cbn_convs(model)

@@ -5,10 +5,10 @@ from typing import List, Optional, Tuple
 import torch
 from mmengine.dist import all_reduce, get_world_size
 from mmengine.hooks import Hook
-from mmengine.model import is_model_wrapper
 from mmengine.registry import HOOKS
 
 from ...models.layers.norm_types import NORM_TYPES
+from ..utils import unwrap_model
 
 #: the config key that switches the check off (``health_check = False``)
 CONFIG_KEY = 'health_check'
@@ -17,8 +17,7 @@ CONFIG_KEY = 'health_check'
 def norm_statistics(model) -> List[Tuple[str, str, torch.Tensor]]:
     """(layer name, buffer name, tensor) of the floating-point buffers
     (running statistics) of every normalization layer of ``model``."""
-    if is_model_wrapper(model):
-        model = model.module
+    model = unwrap_model(model)
     found = []
     for name, module in model.named_modules():
         if not isinstance(module, NORM_TYPES):

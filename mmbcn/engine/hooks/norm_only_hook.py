@@ -1,9 +1,9 @@
 """Norm-only training as a hook (config switch ``norm_only = True``)."""
 from mmengine.hooks import Hook
-from mmengine.model import is_model_wrapper
 from mmengine.registry import HOOKS
 
 from ..norm_only import freeze_all_but_norm
+from ..utils import unwrap_model
 
 
 @HOOKS.register_module()
@@ -18,8 +18,7 @@ class NormOnlyHook(Hook):
     priority = 'VERY_HIGH'
 
     def before_train(self, runner) -> None:
-        model = runner.model.module if is_model_wrapper(runner.model) \
-            else runner.model
+        model = unwrap_model(runner.model)
         trainable, total = freeze_all_but_norm(model)
         runner.logger.info(
             f'norm-only training: {trainable:,} of {total:,} parameters '

@@ -11,12 +11,12 @@ from typing import List, Optional
 
 import torch.nn as nn
 from mmengine.hooks import Hook
-from mmengine.model import is_model_wrapper
 from mmengine.registry import HOOKS
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from ...models.layers import StatsMode
 from ...models.layers.norm_types import NORM_TYPES
+from ..utils import unwrap_model
 
 #: the config key (and ``tools/test.py`` / ``tools/train.py`` flag
 #: ``--allow-scheme-mismatch``) that loads a checkpoint of another scheme
@@ -32,8 +32,7 @@ def layer_signature(model: nn.Module) -> List[str]:
     """The sorted class names of the normalization and convolution layers of
     ``model``: what a norm scheme changes. All BatchNorm variants (BN,
     SyncBN, mmengine's converted ones) count as one, 'BatchNorm'."""
-    if is_model_wrapper(model):
-        model = model.module
+    model = unwrap_model(model)
     names = set()
     for module in model.modules():
         if isinstance(module, StatsMode):

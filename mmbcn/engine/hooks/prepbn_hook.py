@@ -1,9 +1,9 @@
 """The LayerNorm -> RepBN schedule of PRepBN, as an mmengine hook."""
 from mmengine.hooks import Hook
-from mmengine.model import is_model_wrapper
 from mmengine.registry import HOOKS
 
 from ...models.layers.prepbn import PRepBN
+from ..utils import unwrap_model
 
 
 @HOOKS.register_module()
@@ -34,8 +34,7 @@ class PRepBNScheduleHook(Hook):
         return max(0.0, 1.0 - done)
 
     def before_train_iter(self, runner, batch_idx, data_batch=None) -> None:
-        model = runner.model.module if is_model_wrapper(runner.model) \
-            else runner.model
+        model = unwrap_model(runner.model)
         lam = self.lam_at(runner.iter)
         for m in model.modules():
             if isinstance(m, PRepBN):

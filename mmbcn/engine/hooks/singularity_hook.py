@@ -3,10 +3,10 @@ import json
 import os.path as osp
 
 from mmengine.hooks import Hook
-from mmengine.model import is_model_wrapper
 from mmengine.registry import HOOKS
 
 from ...models.diagnostics import SingularityProbe, aggregate
+from ..utils import unwrap_model
 
 
 @HOOKS.register_module()
@@ -40,8 +40,7 @@ class SingularityHook(Hook):
     def before_train_iter(self, runner, batch_idx, data_batch=None) -> None:
         if not self._measure(runner):
             return
-        model = runner.model.module if is_model_wrapper(runner.model) \
-            else runner.model
+        model = unwrap_model(runner.model)
         self._probe = SingularityProbe(model, None, self.dead_threshold,
                                        self.near_threshold).__enter__()
 

@@ -17,3 +17,10 @@ def check_num_groups(owner: str, num_features: int, num_groups) -> None:
             f'{owner}: num_groups={num_groups!r} does not divide '
             f'num_features={num_features}; valid values are the divisors '
             f'of {num_features}: {divisors}')
+
+
+def check_input(owner: str, x, num_features: int) -> None:
+    """An input must be (N, num_features, *)."""
+    if x.dim() < 2 or x.shape[1] != num_features:
+        raise ValueError(f'{owner}: input of shape {tuple(x.shape)} is not '
+                         f'valid; expected (N, {num_features}, *)')

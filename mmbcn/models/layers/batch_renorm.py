@@ -54,7 +54,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from ...distributed.sync import get_world_size
 from ._autocast import autocast_on, float32_off_autocast
 from ._batch_stats import batch_moments, channel_view, reduce_dims
-from ._checks import check_num_features
+from ._checks import check_input, check_num_features
 
 
 def renorm_correction(mean_b: Tensor, var_b: Tensor, running_mean: Tensor,
@@ -107,10 +107,7 @@ class BatchRenorm(_BatchNorm):
         self.register_buffer('d_max', torch.tensor(float(d_max)))
 
     def _check_input_dim(self, x: Tensor) -> None:
-        if x.dim() < 2 or x.shape[1] != self.num_features:
-            raise ValueError(
-                f'BatchRenorm: input of shape {tuple(x.shape)} is not valid; '
-                f'expected (N, {self.num_features}, *)')
+        check_input('BatchRenorm', x, self.num_features)
 
     def set_clips(self, r_max: float, d_max: float) -> None:
         """Set r_max and d_max (what the schedule hook calls)."""

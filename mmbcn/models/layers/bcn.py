@@ -68,7 +68,7 @@ from ...distributed.sync import (DeferredStats, get_world_size,
 from ..functional.bcn import (can_fuse, channel_moments, differentiable_bcn,
                               fixed_stats_bcn, fused_micro_bcn)
 from ..functional.bcn_triton import can_use_triton, triton_micro_bcn
-from ._checks import check_num_features, check_num_groups
+from ._checks import check_input, check_num_features, check_num_groups
 from ._modes import (StatsMode, empty_output, fx_leaf_call,
                      restore_layout)
 
@@ -209,16 +209,10 @@ class BCN(nn.Module):
             m, v = reduce_batch_moments(m, v, count)
         self.update_estimates(m, v)
 
-    def _check_input(self, x: Tensor) -> None:
-        if x.dim() < 2 or x.shape[1] != self.num_features:
-            raise ValueError(
-                f'BCN: input of shape {tuple(x.shape)} is not valid; expected '
-                f'(N, {self.num_features}, *)')
-
     def forward(self, x: Tensor) -> Tensor:
         if isinstance(x, torch.fx.Proxy):
             return fx_leaf_call(self, x)
-        self._check_input(x)
+        check_input('BCN', x, self.num_features)
         if torch.is_autocast_enabled(x.device.type):
             # like GroupNorm under autocast: computed and returned in float32
             with torch.autocast(x.device.type, enabled=False):

@@ -10,6 +10,7 @@ import torch.fx
 import torch.nn as nn
 from mmengine.registry import MODELS
 
+from ._checks import check_input
 from ._modes import fx_leaf_call
 
 
@@ -33,10 +34,7 @@ class ChannelAffine(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if isinstance(x, torch.fx.Proxy):
             return fx_leaf_call(self, x)
-        if x.dim() < 2 or x.shape[1] != self.num_features:
-            raise ValueError(
-                f'ChannelAffine: input of shape {tuple(x.shape)} is not '
-                f'valid; expected (N, {self.num_features}, *)')
+        check_input('ChannelAffine', x, self.num_features)
         shape = (1, -1) + (1, ) * (x.dim() - 2)
         return x * self.weight.view(shape) + self.bias.view(shape)
 

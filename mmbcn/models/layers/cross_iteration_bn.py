@@ -69,7 +69,7 @@ from torch.nn.modules.conv import _ConvNd
 from ...distributed.sync import get_world_size
 from ._autocast import autocast_on, float32_off_autocast
 from ._batch_stats import all_reduce_with_grad, channel_view, reduce_dims
-from ._checks import check_num_features
+from ._checks import check_input, check_num_features
 
 _HISTORY = ('hist_mean', 'hist_sq', 'hist_cmean', 'hist_csq', 'hist_gmean',
             'hist_gsq')
@@ -185,10 +185,7 @@ class CrossIterationBN(_BatchNorm):
                 setattr(self, name, getattr(self, name).new_zeros(0))
 
     def _check_input_dim(self, x: Tensor) -> None:
-        if x.dim() < 2 or x.shape[1] != self.num_features:
-            raise ValueError(
-                f'CrossIterationBN: input of shape {tuple(x.shape)} is not '
-                f'valid; expected (N, {self.num_features}, *)')
+        check_input('CrossIterationBN', x, self.num_features)
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         for name in _HISTORY:  # size the lazily allocated history

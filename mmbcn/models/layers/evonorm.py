@@ -21,14 +21,8 @@ from torch import Tensor
 
 from ...compat.recompute import in_backward
 from ...distributed.sync import get_world_size
-from ._checks import check_num_features, check_num_groups
+from ._checks import check_input, check_num_features, check_num_groups
 from ._modes import StatsMode, empty_output, fx_leaf_call
-
-
-def _check(name, x, channels):
-    if x.dim() < 2 or x.shape[1] != channels:
-        raise ValueError(f'{name}: input of shape {tuple(x.shape)} is not '
-                         f'valid; expected (N, {channels}, *)')
 
 
 class _EvoNormBase(nn.Module):
@@ -90,7 +84,7 @@ class EvoNormB0(_EvoNormBase):
     def forward(self, x: Tensor) -> Tensor:
         if isinstance(x, torch.fx.Proxy):
             return fx_leaf_call(self, x)
-        _check('EvoNormB0', x, self.num_features)
+        check_input('EvoNormB0', x, self.num_features)
         if torch.is_autocast_enabled(x.device.type):
             # a batch statistic, like BatchNorm's: computed in float32
             with torch.autocast(x.device.type, enabled=False):
@@ -139,7 +133,7 @@ class EvoNormS0(_EvoNormBase):
     def forward(self, x: Tensor) -> Tensor:
         if isinstance(x, torch.fx.Proxy):
             return fx_leaf_call(self, x)
-        _check('EvoNormS0', x, self.num_features)
+        check_input('EvoNormS0', x, self.num_features)
         if x.numel() == 0:
             return empty_output(x, self)
         n = x.shape[0]

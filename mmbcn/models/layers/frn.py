@@ -37,7 +37,7 @@ from mmengine.registry import MODELS
 from torch import Tensor
 
 from ._autocast import autocast_on, float32_off_autocast
-from ._checks import check_num_features
+from ._checks import check_input, check_num_features
 
 
 def filter_response_norm(x: Tensor, weight: Tensor, bias: Tensor,
@@ -101,10 +101,7 @@ class FRN(nn.Module):
         return self.eps + self.eps_l.abs()
 
     def forward(self, x: Tensor) -> Tensor:
-        if x.dim() < 2 or x.shape[1] != self.num_features:
-            raise ValueError(
-                f'FRN: input of shape {tuple(x.shape)} is not valid; '
-                f'expected (N, {self.num_features}, *)')
+        check_input('FRN', x, self.num_features)
         if autocast_on(x):
             return float32_off_autocast(self.forward, x)
         return filter_response_norm(x, self.weight, self.bias,

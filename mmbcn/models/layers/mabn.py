@@ -57,7 +57,7 @@ from torch import Tensor
 from ...distributed.sync import get_world_size
 from ._autocast import autocast_on, float32_off_autocast
 from ._batch_stats import channel_view, reduce_dims
-from ._checks import check_num_features
+from ._checks import check_input, check_num_features
 
 
 def _global_channel_mean(t: Tensor, sync: bool) -> Tensor:
@@ -182,10 +182,7 @@ class MABN(nn.Module):
         self.buffer_gz.zero_()
 
     def forward(self, x: Tensor) -> Tensor:
-        if x.dim() < 2 or x.shape[1] != self.num_features:
-            raise ValueError(
-                f'MABN: input of shape {tuple(x.shape)} is not valid; '
-                f'expected (N, {self.num_features}, *)')
+        check_input('MABN', x, self.num_features)
         if autocast_on(x):
             return float32_off_autocast(self.forward, x)
         if not self.training:
