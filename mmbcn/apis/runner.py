@@ -119,8 +119,8 @@ def load_config(config: Union[PathLike, Config],
     if launcher not in LAUNCHERS:
         raise ValueError(f'launcher={launcher!r} is not valid; choose from '
                          f'{", ".join(LAUNCHERS)}')
-    if norm is not None:
-        get_scheme(norm)  # unknown names fail before the config is read
+    # resolved once; unknown names fail before the config is read
+    scheme = get_scheme(norm) if norm is not None else None
     if isinstance(config, Config):
         cfg = copy.deepcopy(config)
         config_name = cfg.filename or 'config'
@@ -146,7 +146,7 @@ def load_config(config: Union[PathLike, Config],
     if work_dir is not None:
         cfg.work_dir = str(work_dir)
     elif cfg.get('work_dir', None) is None:
-        cfg.work_dir = default_work_dir(config_name, norm)
+        cfg.work_dir = default_work_dir(config_name, scheme)
 
     if amp:
         _enable_amp(cfg)
