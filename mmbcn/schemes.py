@@ -31,6 +31,17 @@ by walking the dict):
   ``Shared4Conv1FCBBoxHead`` (four normalized convs before the fc), as in
   mmdet's gn+ws configs;
 - modules without ``norm_cfg`` (RPN head, losses, ...) are left alone.
+
+Every scheme also sets the optimizer wrapper's constructor to
+:data:`OPTIM_WRAPPER` (``NormAwareOptimWrapperConstructor``), the same for
+every scheme, so ``paramwise_cfg``'s norm and bias rules treat mmbcn's norms
+as mmengine treats GroupNorm and schemes compared under one config get the
+same regularization (for torch's own norms it gives exactly the default
+constructor's groups). :func:`scheme_config_edits` is what a config writes
+for a scheme (``model`` and ``optim_wrapper``), :func:`apply_norm` applies
+both; :func:`apply_scheme` / :func:`scheme_edits` take the model config
+alone. :func:`check_optim_constructor` stops a config whose
+``paramwise_cfg`` would leave mmbcn's norms out of its norm rules.
 """
 import copy
 import inspect
@@ -43,7 +54,7 @@ from mmengine.config import Config, ConfigDict
 from mmengine.logging import print_log
 from mmengine.registry import MODELS
 
-from .models.layers.norm_types import NORM_TYPES
+from .models.layers.norm_types import MMBCN_NORM_TYPES, NORM_TYPES
 from .scope import check_scope, config_scope, lookup, registry
 
 
@@ -55,6 +66,12 @@ class Scheme:
     normalize_all: bool = True
     description: str = ''
     notes: Dict[str, str] = field(default_factory=dict)
+
+
+#: The optimizer wrapper keys every scheme sets (merged onto the base's
+#: ``optim_wrapper``): the constructor that counts mmbcn's norms as norms.
+OPTIM_CONSTRUCTOR = 'NormAwareOptimWrapperConstructor'
+OPTIM_WRAPPER: Dict[str, Any] = dict(constructor=OPTIM_CONSTRUCTOR)
 
 
 _BN = dict(type='BN', requires_grad=True)
@@ -290,6 +307,86 @@ def scheme_edits(model_cfg: dict, scheme: Union[str, Dict, Scheme],
     return edits
 
 
+def scheme_config_edits(model_cfg: dict, scheme: Union[str, Dict, Scheme],
+                        scope: str = 'mmdet') -> dict:
+    """What a config inheriting a base with model ``model_cfg`` writes to
+    get ``scheme``: ``model`` (:func:`scheme_edits`) and ``optim_wrapper``
+    (:data:`OPTIM_WRAPPER`, the same for every scheme)."""
+    return dict(model=scheme_edits(model_cfg, scheme, scope),
+                optim_wrapper=copy.deepcopy(OPTIM_WRAPPER))
+
+
+#: paramwise_cfg rules that mmengine's default constructor applies by
+#: module type (norms) and that therefore miss mmbcn's norms
+NORM_RULES = ('norm_decay_mult', 'bias_decay_mult', 'bias_lr_mult',
+              'flat_decay_mult')
+_DEFAULT_CONSTRUCTORS = (None, 'DefaultOptimWrapperConstructor')
+
+
+def _is_default_constructor(constructor) -> bool:
+    if constructor in _DEFAULT_CONSTRUCTORS:
+        return True
+    from mmengine.optim import DefaultOptimWrapperConstructor
+    return constructor is DefaultOptimWrapperConstructor
+
+
+def _set_constructor(cfg: Config) -> bool:
+    """Give ``cfg.optim_wrapper`` the scheme constructor unless it names
+    another non-default one; whether it did. A config without
+    ``optim_wrapper`` (test only) gets none."""
+    wrapper = cfg.get('optim_wrapper')
+    if not isinstance(wrapper, dict) or \
+            not _is_default_constructor(wrapper.get('constructor')):
+        return False
+    wrapper.update(copy.deepcopy(OPTIM_WRAPPER))
+    return True
+
+
+def mmbcn_norm_paths(model_cfg: dict, scope: Optional[str]) -> List[str]:
+    """The config keys of ``model_cfg`` whose ``norm_cfg`` or module
+    ``type`` is one of mmbcn's norms (types looked up in ``scope``, mmdet or
+    mmseg, else in the root registry)."""
+    def is_mmbcn_norm(type_):
+        if scope in ('mmdet', 'mmseg'):
+            cls = lookup(type_, scope)
+        else:
+            cls = MODELS.get(type_) if isinstance(type_, str) else type_
+        return inspect.isclass(cls) and issubclass(cls, MMBCN_NORM_TYPES)
+
+    found = [dotted(path) for path, kind, layer in _layer_configs(model_cfg)
+             if kind == 'norm' and is_mmbcn_norm(layer.get('type'))]
+    found += [dotted(path) for path, module in _module_configs(model_cfg)
+              if is_mmbcn_norm(module['type'])]
+    return found
+
+
+def check_optim_constructor(cfg: Config,
+                            name: Optional[str] = None) -> Config:
+    """One ValueError if the model has mmbcn norms, ``optim_wrapper.
+    paramwise_cfg`` sets a rule of :data:`NORM_RULES` and the constructor
+    is mmengine's default, which would not count those norms as norms."""
+    wrapper = cfg.get('optim_wrapper')
+    model = cfg.get('model')
+    if not isinstance(wrapper, dict) or not isinstance(model, dict) or \
+            not _is_default_constructor(wrapper.get('constructor')):
+        return cfg
+    paramwise = wrapper.get('paramwise_cfg') or {}
+    rules = [r for r in NORM_RULES if r in paramwise]
+    if not rules:
+        return cfg
+    paths = mmbcn_norm_paths(model, cfg.get('default_scope'))
+    if paths:
+        name = name or cfg.filename or 'config'
+        shown = ', '.join(paths[:3]) + (
+            f' (and {len(paths) - 3} more)' if len(paths) > 3 else '')
+        raise ValueError(
+            f'{name}: optim_wrapper.paramwise_cfg sets '
+            f'{", ".join(rules)}, but mmengine\'s default constructor does '
+            f'not count mmbcn\'s norms ({shown}) as norms; set '
+            f"optim_wrapper.constructor={OPTIM_CONSTRUCTOR!r}")
+    return cfg
+
+
 def dotted(path) -> str:
     """``('roi_head', 'bbox_head')`` -> ``'model.roi_head.bbox_head'``."""
     return 'model' + ''.join(f'[{p}]' if isinstance(p, int) else f'.{p}'
@@ -387,12 +484,15 @@ def apply_norm(cfg: Config, norm: Union[str, Dict]) -> Config:
                        ('conv_cfg', scheme.conv_cfg)):
         if key in cfg:
             cfg[key] = copy.deepcopy(value)
+    constructor = _set_constructor(cfg)
     print_log(
         f'--norm {scheme.name}: rewrote norm_cfg / conv_cfg of '
         f'{len(paths)} modules ({", ".join(dotted(p) for p in paths)}) '
         f"to {scheme.name!r}" + (
             f' (the config says norm_scheme={old!r}; its own layers are '
-            'replaced)' if old is not None else ''),
+            'replaced)' if old is not None else '') + (
+            f'; optim_wrapper.constructor={OPTIM_CONSTRUCTOR!r}'
+            if constructor else ''),
         logger='current', level=logging.WARNING)
     cfg.norm_scheme = _label(norm)
     return cfg

@@ -250,6 +250,8 @@ def test_config_conventions(config):
     assert cfg.custom_imports == dict(
         imports=['mmbcn'] + (shapes if config.startswith('shapes/') else []),
         allow_failed_imports=False)
+    # paramwise_cfg's norm rules reach mmbcn's norms, for every scheme
+    assert cfg.optim_wrapper.constructor == 'NormAwareOptimWrapperConstructor'
     gpus, per_gpu = names_batch(config)
     assert cfg.auto_scale_lr.base_batch_size == gpus * per_gpu
     assert cfg.auto_scale_lr.enable is False

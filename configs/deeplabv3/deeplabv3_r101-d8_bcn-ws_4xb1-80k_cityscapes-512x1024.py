@@ -9,7 +9,11 @@ model = dict(
     backbone=dict(norm_cfg=norm_cfg, conv_cfg=conv_cfg),
     decode_head=dict(norm_cfg=norm_cfg, conv_cfg=conv_cfg),
     auxiliary_head=dict(norm_cfg=norm_cfg, conv_cfg=conv_cfg))
+# paramwise_cfg treats mmbcn's norms as norms (the same for every scheme)
+optim_wrapper = dict(
+    constructor='NormAwareOptimWrapperConstructor',
+    optimizer=dict(lr=0.005))
 # 1 image per GPU: half the base's total batch (8), so half its lr
+# (optim_wrapper above)
 train_dataloader = dict(batch_size=1)
-optim_wrapper = dict(optimizer=dict(lr=0.005))
 auto_scale_lr = dict(base_batch_size=4)  # 4 GPUs x 1 image

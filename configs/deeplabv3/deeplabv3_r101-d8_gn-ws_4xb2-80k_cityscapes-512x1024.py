@@ -9,3 +9,5 @@ model = dict(
     backbone=dict(norm_cfg=norm_cfg, conv_cfg=conv_cfg),
     decode_head=dict(norm_cfg=norm_cfg, conv_cfg=conv_cfg),
     auxiliary_head=dict(norm_cfg=norm_cfg, conv_cfg=conv_cfg))
+# paramwise_cfg treats mmbcn's norms as norms (the same for every scheme)
+optim_wrapper = dict(constructor='NormAwareOptimWrapperConstructor')

@@ -8,3 +8,5 @@ model = dict(
     backbone=dict(norm_cfg=norm_cfg, conv_cfg=None),
     decode_head=dict(norm_cfg=norm_cfg, conv_cfg=None),
     auxiliary_head=dict(norm_cfg=norm_cfg, conv_cfg=None))
+# paramwise_cfg treats mmbcn's norms as norms (the same for every scheme)
+optim_wrapper = dict(constructor='NormAwareOptimWrapperConstructor')

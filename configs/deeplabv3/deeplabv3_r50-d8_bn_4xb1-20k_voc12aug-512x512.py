@@ -9,9 +9,13 @@ model = dict(
     backbone=dict(norm_cfg=norm_cfg, conv_cfg=None),
     decode_head=dict(norm_cfg=norm_cfg, conv_cfg=None),
     auxiliary_head=dict(norm_cfg=norm_cfg, conv_cfg=None))
+# paramwise_cfg treats mmbcn's norms as norms (the same for every scheme)
+optim_wrapper = dict(
+    constructor='NormAwareOptimWrapperConstructor',
+    optimizer=dict(lr=0.0025))
 # 1 image per GPU: half the base's total batch (8), so half its lr
+# (optim_wrapper above)
 train_dataloader = dict(batch_size=1)
-optim_wrapper = dict(optimizer=dict(lr=0.0025))
 auto_scale_lr = dict(base_batch_size=4)  # 4 GPUs x 1 image
 # Note: this does not train. ASPP's image-pooling branch gives BN one
 # value per channel at 1 image and torch raises "Expected more than 1 value

@@ -10,9 +10,13 @@ model = dict(
     backbone=dict(norm_cfg=norm_cfg, conv_cfg=None),
     decode_head=dict(norm_cfg=norm_cfg, conv_cfg=None),
     auxiliary_head=dict(norm_cfg=norm_cfg, conv_cfg=None))
+# paramwise_cfg treats mmbcn's norms as norms (the same for every scheme)
+optim_wrapper = dict(
+    constructor='NormAwareOptimWrapperConstructor',
+    optimizer=dict(lr=0.0025))
 # 1 image per GPU: half the base's total batch (8), so half its lr
+# (optim_wrapper above)
 train_dataloader = dict(batch_size=1)
-optim_wrapper = dict(optimizer=dict(lr=0.0025))
 auto_scale_lr = dict(base_batch_size=4)  # 4 GPUs x 1 image
 # Note: needs 2+ GPUs. SyncBN pools the ASPP image-pooling statistics of
 # all GPUs; on one GPU mmengine reverts it to BN, which cannot train

@@ -15,3 +15,5 @@ model = dict(
             source='gn-ws',
             checkpoint='open-mmlab://jhu/resnet101_gn_ws')),
     decode_head=dict(norm_cfg=norm_cfg, conv_cfg=conv_cfg))
+# paramwise_cfg treats mmbcn's norms as norms (the same for every scheme)
+optim_wrapper = dict(constructor='NormAwareOptimWrapperConstructor')

@@ -22,3 +22,5 @@ model = dict(
             norm_cfg=norm_cfg,
             conv_cfg=conv_cfg),
         mask_head=dict(norm_cfg=norm_cfg, conv_cfg=conv_cfg)))
+# paramwise_cfg treats mmbcn's norms as norms (the same for every scheme)
+optim_wrapper = dict(constructor='NormAwareOptimWrapperConstructor')

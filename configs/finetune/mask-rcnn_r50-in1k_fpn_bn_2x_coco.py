@@ -13,3 +13,5 @@ model = dict(
             type='ConvertedPretrained',
             source='torchvision',
             checkpoint='torchvision://resnet50')))
+# paramwise_cfg treats mmbcn's norms as norms (the same for every scheme)
+optim_wrapper = dict(constructor='NormAwareOptimWrapperConstructor')

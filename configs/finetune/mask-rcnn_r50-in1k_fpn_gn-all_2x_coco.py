@@ -25,3 +25,5 @@ model = dict(
         mean=[103.53, 116.28, 123.675],
         std=[1.0, 1.0, 1.0],
         bgr_to_rgb=False))
+# paramwise_cfg treats mmbcn's norms as norms (the same for every scheme)
+optim_wrapper = dict(constructor='NormAwareOptimWrapperConstructor')

@@ -15,3 +15,5 @@ model = dict(
             source='torchvision',
             checkpoint='torchvision://resnet50'),
         norm_eval=False))
+# paramwise_cfg treats mmbcn's norms as norms (the same for every scheme)
+optim_wrapper = dict(constructor='NormAwareOptimWrapperConstructor')

@@ -14,7 +14,11 @@ model = dict(
             norm_cfg=norm_cfg,
             conv_cfg=None),
         mask_head=dict(norm_cfg=norm_cfg, conv_cfg=None)))
+# paramwise_cfg treats mmbcn's norms as norms (the same for every scheme)
+optim_wrapper = dict(
+    constructor='NormAwareOptimWrapperConstructor',
+    optimizer=dict(lr=0.01))
 # 1 image per GPU: half the base's total batch (16), so half its lr
+# (optim_wrapper above)
 train_dataloader = dict(batch_size=1)
-optim_wrapper = dict(optimizer=dict(lr=0.01))
 auto_scale_lr = dict(base_batch_size=8)  # 8 GPUs x 1 image

@@ -14,3 +14,5 @@ model = dict(
             norm_cfg=norm_cfg,
             conv_cfg=None),
         mask_head=dict(norm_cfg=norm_cfg, conv_cfg=None)))
+# paramwise_cfg treats mmbcn's norms as norms (the same for every scheme)
+optim_wrapper = dict(constructor='NormAwareOptimWrapperConstructor')

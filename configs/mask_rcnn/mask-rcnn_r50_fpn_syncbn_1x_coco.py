@@ -7,3 +7,5 @@ _base_ = '../_base_/mask-rcnn_r50_fpn_scratch_1x_coco.py'
 norm_scheme = 'syncbn'  # label only: the layers are below
 norm_cfg = dict(type='SyncBN', requires_grad=True)
 model = dict(backbone=dict(norm_cfg=norm_cfg, conv_cfg=None))
+# paramwise_cfg treats mmbcn's norms as norms (the same for every scheme)
+optim_wrapper = dict(constructor='NormAwareOptimWrapperConstructor')

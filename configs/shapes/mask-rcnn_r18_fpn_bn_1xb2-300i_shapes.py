@@ -5,3 +5,5 @@ _base_ = '../_base_/mask-rcnn_r18_fpn_1xb2-300i_shapes.py'
 norm_scheme = 'bn'  # label only: the layers are below
 norm_cfg = dict(type='BN', requires_grad=True)
 model = dict(backbone=dict(norm_cfg=norm_cfg, conv_cfg=None))
+# paramwise_cfg treats mmbcn's norms as norms (the same for every scheme)
+optim_wrapper = dict(constructor='NormAwareOptimWrapperConstructor')

@@ -48,7 +48,7 @@ from ..compat import prepare_cpu_distributed
 from ..distributed.launcher import exit_with_launcher
 from ..engine.hooks import HealthCheckHook, NormSchemeHook, RNGStateHook
 from ..schemes import (apply_norm, check_layer_types, check_norm_scheme,
-                       get_scheme, scheme_names)
+                       check_optim_constructor, get_scheme, scheme_names)
 from ..scope import config_scope, register_scope, registry
 from .work_dir_lock import work_dir_lock
 
@@ -111,7 +111,10 @@ def load_config(config: Union[PathLike, Config],
             of an unregistered type (naming the key and the valid types),
             a ``norm_scheme`` label that does not name the model's layer
             types (after ``norm`` and ``cfg_options``;
-            :func:`mmbcn.schemes.check_norm_scheme`), a config without
+            :func:`mmbcn.schemes.check_norm_scheme`), mmbcn norms with
+            ``paramwise_cfg`` norm / bias rules under mmengine's default
+            optimizer constructor
+            (:func:`mmbcn.schemes.check_optim_constructor`), a config without
             ``default_scope`` mmdet/mmseg when a scheme is applied, ``amp``
             with a custom optimizer wrapper, ``auto_scale_lr`` without
             ``auto_scale_lr.base_batch_size``.
@@ -140,6 +143,7 @@ def load_config(config: Union[PathLike, Config],
             'mmdet', 'mmseg'):
         check_layer_types(cfg.model, cfg.default_scope)
     check_norm_scheme(cfg, config_name)
+    check_optim_constructor(cfg, config_name)
     _enable_norm_only(cfg)
 
     # work_dir: argument > config > ./work_dirs/<stem>[_<norm>]

@@ -7,7 +7,8 @@ normalization scheme, as mmdet's ``configs/gn+ws/`` do: ``conv_cfg``,
 ``norm_cfg`` and the ``model`` keys they go into (and, for "-all" schemes,
 the four-conv box head). Those lines are computed here from the one scheme
 table (:data:`mmbcn.schemes.SCHEMES`) applied to the base's model
-(:func:`mmbcn.schemes.scheme_edits`), so nothing is repeated by hand and any
+(:func:`mmbcn.schemes.scheme_config_edits`: also the optimizer
+constructor every scheme uses), so nothing is repeated by hand and any
 OpenMMLab tool (``Config.fromfile`` + ``MODELS.build``) builds what the leaf
 says. ``norm_scheme`` names the scheme, as a label for the result tables.
 For 1 image per GPU a leaf also sets the batch size, the linearly scaled
@@ -36,7 +37,7 @@ import os.path as osp
 import sys
 import textwrap
 
-from mmbcn.schemes import SCHEMES, scheme_edits
+from mmbcn.schemes import SCHEMES, scheme_config_edits
 
 REPO_ROOT = osp.abspath(osp.join(osp.dirname(__file__), '../..'))
 BASE_DIR = osp.join(REPO_ROOT, 'configs', '_base_')
@@ -124,9 +125,10 @@ def base_model(base):
     return cfg.default_scope, cfg.model.to_dict()
 
 
-def scheme_lines(base, scheme, model_extra=None):
+def scheme_lines(base, scheme, model_extra=None, optim_extra=None):
     """The lines of a leaf that write out ``scheme``'s layers on ``base``
-    (and the other ``model`` keys of ``model_extra``)."""
+    (and the other ``model`` keys of ``model_extra``), and its optimizer
+    wrapper (with the keys of ``optim_extra``)."""
     scope, model = base_model(base)
     layers = SCHEMES[scheme]
     refs = {'conv_cfg': layers.conv_cfg, 'norm_cfg': layers.norm_cfg}
@@ -134,13 +136,18 @@ def scheme_lines(base, scheme, model_extra=None):
     for name, value in refs.items():
         if value is not None:
             lines.append(f'{name} = {render(value, len(name) + 3)}')
-    edits = _refer(scheme_edits(model, scheme, scope), refs)
+    config_edits = scheme_config_edits(model, scheme, scope)
+    edits = _refer(config_edits['model'], refs)
     for key, value in (model_extra or {}).items():
         if isinstance(value, dict):
             edits.setdefault(key, {}).update(value)
         else:
             edits[key] = value
     lines.append(f'model = {render(edits, 8)}')
+    lines.append('# paramwise_cfg treats mmbcn\'s norms as norms (the same '
+                 'for every scheme)')
+    optim = {**config_edits['optim_wrapper'], **(optim_extra or {})}
+    lines.append(f'optim_wrapper = {render(optim, 16)}')
     return '\n'.join(lines) + '\n'
 
 
@@ -149,11 +156,12 @@ def comment(text):
                          subsequent_indent='# ') + '\n'
 
 
-def leaf(header, base, scheme, extra='', model_extra=None):
+def leaf(header, base, scheme, extra='', model_extra=None, optim_extra=None):
     about = (f'{LABELS[scheme]}: the layers of '
              f'mmbcn.schemes.SCHEMES[{scheme!r}]')
     return (comment(header) + f"_base_ = '../_base_/{base}'\n" +
-            comment(about) + scheme_lines(base, scheme, model_extra) + extra)
+            comment(about) +
+            scheme_lines(base, scheme, model_extra, optim_extra) + extra)
 
 
 def mask_rcnn_configs():
@@ -167,23 +175,24 @@ def mask_rcnn_configs():
                     tag = det_tag(scheme)
                     if per_gpu == 2:  # mmdet's default, not in the name
                         name = f'mask-rcnn_r{depth}_fpn_{tag}_{sched}_coco.py'
-                        extra = ''
+                        extra, optim = '', None
                     else:
                         name = (f'mask-rcnn_r{depth}_fpn_{tag}_'
                                 f'{gpus}xb{per_gpu}-{sched}_coco.py')
                         extra = (
                             '# 1 image per GPU: half the base\'s total batch '
-                            '(16), so half its lr\n'
+                            '(16), so half its lr\n# (optim_wrapper above)\n'
                             'train_dataloader = dict(batch_size=1)\n'
-                            'optim_wrapper = dict(optimizer=dict(lr=0.01))\n'
                             f'auto_scale_lr = dict(base_batch_size={gpus})'
                             f'  # {gpus} GPUs x 1 image\n')
+                        optim = dict(optimizer=dict(lr=0.01))
                     header = (f'Mask R-CNN R-{depth}-FPN on COCO, {sched} '
                               f'schedule, {gpus} GPUs x {images(per_gpu)}, '
                               f'from scratch; {LABELS[scheme]} '
                               f'{det_where(scheme)}.')
                     yield (osp.join('mask_rcnn', name),
-                           leaf(header, base, scheme, extra))
+                           leaf(header, base, scheme, extra,
+                                optim_extra=optim))
 
 
 # At 1 image per GPU, BN in DeepLabV3's ASPP image-pooling branch sees a 1x1
@@ -214,23 +223,23 @@ def deeplabv3_configs():
                 for scheme in SCHEME_NAMES:
                     name = (f'deeplabv3_r{depth}-d8_{scheme}_4xb{per_gpu}-'
                             f'{iters}_{data}.py')
-                    extra = ''
+                    extra, optim = '', None
                     if per_gpu == 1:
                         extra = (
                             '# 1 image per GPU: half the base\'s total batch '
-                            '(8), so half its lr\n'
+                            '(8), so half its lr\n# (optim_wrapper above)\n'
                             'train_dataloader = dict(batch_size=1)\n'
-                            f'optim_wrapper = dict(optimizer=dict(lr={lr / 2}'
-                            '))\n'
                             'auto_scale_lr = dict(base_batch_size=4)'
                             '  # 4 GPUs x 1 image\n')
+                        optim = dict(optimizer=dict(lr=lr / 2))
                         extra += BN_ONE_IMAGE_NOTES.get(scheme, '')
                     header = (f'DeepLabV3 R-{depth}-D8 on {title}, {iters} '
                               f'iterations, 4 GPUs x {images(per_gpu)}, from '
                               f'scratch; {LABELS[scheme]} in the backbone, '
                               'ASPP head and auxiliary head.')
                     yield (osp.join('deeplabv3', name),
-                           leaf(header, base, scheme, extra))
+                           leaf(header, base, scheme, extra,
+                                optim_extra=optim))
 
 
 def shapes_configs():
