@@ -128,13 +128,15 @@ def _row_sums(dy: Tensor, x: Tensor, impl: str) -> Tuple[Tensor, Tensor]:
     return s_dy.view(n, c), s_dyx.view(n, c)
 
 
-def _per_channel(t: Tensor, channels: int) -> Tensor:
-    """Broadcast a (..., G) per-group tensor to (..., C); no-op if per channel."""
+def per_channel(t: Tensor, channels: int) -> Tensor:
+    """Broadcast a (..., G) per-group tensor to (..., C); no-op if per
+    channel."""
     if t.shape[-1] == channels:
         return t
     groups = t.shape[-1]
-    return t.unsqueeze(-1).expand(*t.shape, channels // groups).reshape(
-        *t.shape[:-1], channels)
+    lead = list(t.shape[:-1])
+    return t.unsqueeze(-1).expand(lead + [groups, channels // groups]) \
+        .reshape(lead + [channels])
 
 
 def _per_group(t: Tensor, groups: int) -> Tensor:
@@ -154,8 +156,8 @@ def differentiable_bcn(x: Tensor, inv: Tensor, mean_inv: Tensor,
     a = (batch_weight * inv).view(1, c, 1)
     shift = (batch_bias - batch_weight * mean_inv).view(1, c, 1)
     return torch.nn.functional.group_norm(
-        x * a + shift, num_groups, _per_channel(weight, c),
-        _per_channel(bias, c), eps)
+        x * a + shift, num_groups, per_channel(weight, c),
+        per_channel(bias, c), eps)
 
 
 def grads_with_graph(dy: Tensor, x: Tensor, inv: Tensor, mean_inv: Tensor,
@@ -206,11 +208,11 @@ class FixedStatsBCN(torch.autograd.Function):
         v1 = (a * a * var_nc).view(n, g, -1)
         mean_g = m1.mean(-1)
         var_g = v1.mean(-1) + (m1 - mean_g.unsqueeze(-1)).pow(2).mean(-1)
-        rstd = _per_channel(torch.rsqrt(var_g + eps), c)
-        centre = shift - _per_channel(mean_g, c)   # x1 - mean_g = a x + centre
-        w = _per_channel(weight, c)
+        rstd = per_channel(torch.rsqrt(var_g + eps), c)
+        centre = shift - per_channel(mean_g, c)   # x1 - mean_g = a x + centre
+        w = per_channel(weight, c)
         y = _affine_rows(x, a * rstd * w,
-                         centre * rstd * w + _per_channel(bias, c), impl)
+                         centre * rstd * w + per_channel(bias, c), impl)
         ctx.num_groups = g
         ctx.impl = impl
         ctx.group_affine = weight.shape[-1] != c
@@ -240,8 +242,8 @@ class FixedStatsBCN(torch.autograd.Function):
         s_dy, s_dyx = _row_sums(dy, x, impl)
         s_dy_xhat = rstd * (a * s_dyx + centre * s_dy)   # sum_l dy * xhat
         group_size = length * (c // g)
-        g1 = _per_channel(_per_group(w * s_dy, g) / group_size, c)
-        g2 = _per_channel(_per_group(w * s_dy_xhat, g) / group_size, c)
+        g1 = per_channel(_per_group(w * s_dy, g) / group_size, c)
+        g2 = per_channel(_per_group(w * s_dy_xhat, g) / group_size, c)
 
         grad_x = grad_bw = grad_bb = grad_w = grad_b = None
         if ctx.needs_input_grad[0]:

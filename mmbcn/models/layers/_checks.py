@@ -1,4 +1,5 @@
 """Argument checks shared by the layers: one clear error each."""
+from torch import Tensor
 
 
 def check_num_features(owner: str, num_features) -> None:
@@ -19,8 +20,10 @@ def check_num_groups(owner: str, num_features: int, num_groups) -> None:
             f'of {num_features}: {divisors}')
 
 
-def check_input(owner: str, x, num_features: int) -> None:
-    """An input must be (N, num_features, *)."""
+def check_input(owner: str, x: Tensor, num_features: int) -> None:
+    """An input must be (N, num_features, *). (TorchScript compiles it as
+    well: the scripted layers check their input with it.)"""
     if x.dim() < 2 or x.shape[1] != num_features:
-        raise ValueError(f'{owner}: input of shape {tuple(x.shape)} is not '
+        shape = ', '.join([str(s) for s in x.shape])
+        raise ValueError(f'{owner}: input of shape ({shape}) is not '
                          f'valid; expected (N, {num_features}, *)')

@@ -15,6 +15,8 @@
   recorded as one call of the module, as fx records torch's own layers,
   rather than traced through its input checks and kernel dispatch.
 """
+from typing import List
+
 import torch
 import torch.fx
 from torch import Tensor
@@ -25,8 +27,14 @@ def empty_output(x: Tensor, module: torch.nn.Module) -> Tensor:
     """An empty tensor shaped like ``x``, connected to every parameter of
     ``module`` so that each gets a zero gradient (distributed training then
     sees every parameter used, as with GroupNorm's empty output)."""
+    return empty_output_of(x, list(module.parameters()))
+
+
+def empty_output_of(x: Tensor, params: List[Tensor]) -> Tensor:
+    """:func:`empty_output` with the parameters given (TorchScript compiles
+    it; it cannot iterate a module's parameters)."""
     out = x.clone()
-    for p in module.parameters():
+    for p in params:
         out = out + p.reshape(-1)[:0].sum().to(out.dtype)
     return out
 

@@ -65,11 +65,12 @@ from torch import Tensor
 from ...compat.recompute import in_backward, may_be_recomputed
 from ...distributed.sync import (DeferredStats, get_world_size,
                                  reduce_batch_moments, sync_batch_norm)
-from ..functional.bcn import (can_fuse, channel_moments, differentiable_bcn,
-                              fixed_stats_bcn, fused_micro_bcn)
+from ..functional.bcn import (can_fuse, channel_moments,
+                              differentiable_bcn, fixed_stats_bcn,
+                              fused_micro_bcn, per_channel)
 from ..functional.bcn_triton import can_use_triton, triton_micro_bcn
 from ._checks import check_input, check_num_features, check_num_groups
-from ._modes import (StatsMode, empty_output, fx_leaf_call,
+from ._modes import (StatsMode, empty_output, empty_output_of, fx_leaf_call,
                      restore_layout)
 
 BCN_MODES = ('micro', 'large')
@@ -184,12 +185,12 @@ class BCN(nn.Module):
         v = (var_nc + (mean_nc - self.running_mean).pow(2)).mean(0)
         return m, v
 
-    @torch.no_grad()
     def update_estimates(self, m: Tensor, v: Tensor) -> None:
-        rate = self.current_rate()
-        self.running_mean.lerp_(m.to(self.running_mean.dtype), rate)
-        self.running_var.lerp_(v.to(self.running_var.dtype), rate)
-        self.num_batches_tracked.add_(1)
+        with torch.no_grad():
+            rate = self.current_rate()
+            self.running_mean.lerp_(m.to(self.running_mean.dtype), rate)
+            self.running_var.lerp_(v.to(self.running_var.dtype), rate)
+            self.num_batches_tracked.add_(1)
 
     def _check_pending(self) -> None:
         if len(self.deferred) >= _MAX_PENDING:
@@ -210,6 +211,56 @@ class BCN(nn.Module):
         self.update_estimates(m, v)
 
     def forward(self, x: Tensor) -> Tensor:
+        if torch.jit.is_scripting():
+            return self._scripted_forward(x)
+        return self._eager_forward(x)
+
+    def _scripted_forward(self, x: Tensor) -> Tensor:
+        """:meth:`forward` as ``torch.jit.script`` compiles it: torch ops
+        only, the same math and estimate updates as the eager paths (the
+        batch moments of this process's samples: no cross-rank reduction;
+        no autocast switch; no activation-checkpointing bookkeeping)."""
+        check_input('BCN', x, self.num_features)
+        if x.numel() == 0:
+            return empty_output_of(x, [self.batch_weight, self.batch_bias,
+                                       self.weight, self.bias])
+        x3 = x.reshape(x.shape[0], self.num_features, -1)
+        estimating = self.training and self.stats_mode.training
+        if estimating and self.mode == 'large':
+            rate = self.current_rate()
+            x1 = F.batch_norm(x3, None, None, self.batch_weight,
+                              self.batch_bias, True, 0., self.eps)
+            # detached statistics into buffers: nothing for autograd
+            var_b, mean_b = torch.var_mean(x3.detach(), dim=[0, 2],
+                                           correction=1)
+            self.running_mean.lerp_(mean_b, rate)
+            self.running_var.lerp_(var_b, rate)
+            self.num_batches_tracked.add_(1)
+            y3 = F.group_norm(x1, self.num_groups,
+                              per_channel(self.weight, self.num_features),
+                              per_channel(self.bias, self.num_features),
+                              self.eps)
+        else:
+            if estimating:
+                if self.sync == 'deferred':
+                    raise RuntimeError(
+                        "BCN: a scripted training step with sync='deferred' "
+                        'is not supported (the queued statistics live '
+                        "outside the script); use sync='layer' or 'none', "
+                        'or eval mode')
+                var_nc, mean_nc = torch.var_mean(x3.detach(), dim=2,
+                                                 correction=0)
+                m, v = self.batch_moments(mean_nc, var_nc)
+                self.update_estimates(m, v)
+            inv = torch.rsqrt(self.running_var + self.eps)
+            y3 = differentiable_bcn(x3, inv, self.running_mean * inv,
+                                    self.batch_weight, self.batch_bias,
+                                    self.weight, self.bias, self.num_groups,
+                                    self.eps)
+        return restore_layout(y3, x)
+
+    @torch.jit.unused
+    def _eager_forward(self, x: Tensor) -> Tensor:
         if isinstance(x, torch.fx.Proxy):
             return fx_leaf_call(self, x)
         check_input('BCN', x, self.num_features)

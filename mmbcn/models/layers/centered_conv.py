@@ -18,7 +18,8 @@ from torch import Tensor
 
 def center_weight(weight: Tensor) -> Tensor:
     """``weight`` with each output filter's mean subtracted."""
-    return weight - weight.mean(tuple(range(1, weight.dim())), keepdim=True)
+    return weight - weight.mean(list(range(1, weight.dim())),
+                                keepdim=True)
 
 
 @MODELS.register_module('CenteredConv2d')

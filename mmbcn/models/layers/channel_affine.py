@@ -32,8 +32,9 @@ class ChannelAffine(nn.Module):
         self.bias = nn.Parameter(torch.zeros(num_features))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if isinstance(x, torch.fx.Proxy):
-            return fx_leaf_call(self, x)
+        if not torch.jit.is_scripting():
+            if isinstance(x, torch.fx.Proxy):
+                return fx_leaf_call(self, x)
         check_input('ChannelAffine', x, self.num_features)
         shape = (1, -1) + (1, ) * (x.dim() - 2)
         return x * self.weight.view(shape) + self.bias.view(shape)

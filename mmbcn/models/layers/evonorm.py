@@ -12,6 +12,8 @@ updated with ``momentum``; var_i is the per-sample, per-channel variance over
 (*); var_g the per-sample variance over each of ``num_groups`` channel
 groups. In mmdet / mmseg ResNets an activation still follows each norm layer.
 """
+from typing import List, Tuple
+
 import torch
 import torch.distributed as dist
 import torch.fx
@@ -22,7 +24,7 @@ from torch import Tensor
 from ...compat.recompute import in_backward
 from ...distributed.sync import get_world_size
 from ._checks import check_input, check_num_features, check_num_groups
-from ._modes import StatsMode, empty_output, fx_leaf_call
+from ._modes import StatsMode, empty_output_of, fx_leaf_call
 
 
 class _EvoNormBase(nn.Module):
@@ -41,8 +43,11 @@ class _EvoNormBase(nn.Module):
         self.bias = nn.Parameter(torch.zeros(num_features))
         self.v = nn.Parameter(torch.ones(num_features))
 
-    def _shape(self, x):
-        return (1, -1) + (1, ) * (x.dim() - 2)
+    def _shape(self, x: Tensor) -> List[int]:
+        return [1, -1] + [1] * (x.dim() - 2)
+
+    def _empty(self, x: Tensor) -> Tensor:
+        return empty_output_of(x, [self.weight, self.bias, self.v])
 
 
 @MODELS.register_module('EvoNormB0')
@@ -70,31 +75,38 @@ class EvoNormB0(_EvoNormBase):
                              torch.tensor(0, dtype=torch.long))
         self.stats_mode = StatsMode()
 
-    def batch_variance(self, x3: Tensor) -> Tensor:
-        """Unbiased-free (biased) variance over (N, L), with gradient."""
+    def batch_variance(self, x3: Tensor) -> Tuple[Tensor, Tensor]:
+        """Biased variance over (N, L), with gradient, and the count (a
+        scripted layer uses its own process's samples only)."""
         n, c, length = x3.shape
         sums = torch.cat([x3.sum((0, 2)), x3.square().sum((0, 2)),
                           x3.new_full((1, ), float(n * length))])
-        if self.sync and get_world_size() > 1:
-            sums = dist.nn.functional.all_reduce(sums)
+        if not torch.jit.is_scripting():
+            if self.sync and get_world_size() > 1:
+                sums = dist.nn.functional.all_reduce(sums)
         total = sums[-1]
         mean = sums[:c] / total
         return (sums[c:2 * c] / total - mean * mean).clamp(min=0), total
 
     def forward(self, x: Tensor) -> Tensor:
-        if isinstance(x, torch.fx.Proxy):
-            return fx_leaf_call(self, x)
+        if not torch.jit.is_scripting():
+            if isinstance(x, torch.fx.Proxy):
+                return fx_leaf_call(self, x)
         check_input('EvoNormB0', x, self.num_features)
-        if torch.is_autocast_enabled(x.device.type):
-            # a batch statistic, like BatchNorm's: computed in float32
-            with torch.autocast(x.device.type, enabled=False):
-                return self.forward(x.float())
+        if not torch.jit.is_scripting():
+            if torch.is_autocast_enabled(x.device.type):
+                # a batch statistic, like BatchNorm's: computed in float32
+                with torch.autocast(x.device.type, enabled=False):
+                    return self.forward(x.float())
         if x.numel() == 0:
-            return empty_output(x, self)
+            return self._empty(x)
         x3 = x.reshape(x.shape[0], self.num_features, -1)
         if self.training and self.stats_mode.training:
             var_b, total = self.batch_variance(x3)
-            if not in_backward():  # not a checkpointing recomputation
+            recompute = False
+            if not torch.jit.is_scripting():
+                recompute = in_backward()
+            if not recompute:  # not a checkpointing recomputation
                 with torch.no_grad():
                     unbiased = var_b * total / (total - 1).clamp(min=1)
                     self.running_var.lerp_(
@@ -103,7 +115,8 @@ class EvoNormB0(_EvoNormBase):
         else:
             var_b = self.running_var
         shape = self._shape(x)
-        var_i = x3.var(2, unbiased=False).view(x.shape[:2] + shape[2:])
+        var_i = x3.var(2, unbiased=False).view(
+            list(x.shape[:2]) + shape[2:])
         denom = torch.maximum(torch.sqrt(var_b + self.eps).view(shape),
                               self.v.view(shape) * x +
                               torch.sqrt(var_i + self.eps))
@@ -131,18 +144,19 @@ class EvoNormS0(_EvoNormBase):
         self.num_groups = num_groups
 
     def forward(self, x: Tensor) -> Tensor:
-        if isinstance(x, torch.fx.Proxy):
-            return fx_leaf_call(self, x)
+        if not torch.jit.is_scripting():
+            if isinstance(x, torch.fx.Proxy):
+                return fx_leaf_call(self, x)
         check_input('EvoNormS0', x, self.num_features)
         if x.numel() == 0:
-            return empty_output(x, self)
+            return self._empty(x)
         n = x.shape[0]
         shape = self._shape(x)
         var_g = x.reshape(n, self.num_groups, -1).var(2, unbiased=False)
         std_c = torch.sqrt(var_g + self.eps).repeat_interleave(
             self.num_features // self.num_groups, 1)
         gated = x * torch.sigmoid(self.v.view(shape) * x)
-        return gated / std_c.view(x.shape[:2] + shape[2:]) * \
+        return gated / std_c.view(list(x.shape[:2]) + shape[2:]) * \
             self.weight.view(shape) + self.bias.view(shape)
 
     def extra_repr(self) -> str:
