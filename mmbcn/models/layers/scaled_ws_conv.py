@@ -27,18 +27,25 @@ def scaled_ws_weight(weight: torch.Tensor, gain: torch.Tensor, gamma: float,
                      eps: float) -> torch.Tensor:
     """The weight :class:`ScaledWSConv2d` convolves with (module docstring),
     in ``weight``'s dtype (float32 under autocast)."""
-    out_channels = weight.shape[0]
-    fan_in = weight[0].numel()
-    dtype = torch.promote_types(weight.dtype, torch.float32)
     with torch.autocast(device_type=weight.device.type, enabled=False):
-        scale = gain.to(dtype) * (gamma / math.sqrt(fan_in))
-        flat = F.batch_norm(
-            weight.to(dtype).reshape(1, out_channels, -1), None, None,
-            weight=scale, training=True, momentum=0., eps=eps)
-    w_hat = flat.reshape(weight.shape)
+        w_hat = scaled_ws_rows(weight, gain, gamma, eps)
     if torch.is_autocast_enabled(weight.device.type):
         return w_hat
     return w_hat.to(weight.dtype)
+
+
+def scaled_ws_rows(weight: torch.Tensor, gain: torch.Tensor, gamma: float,
+                   eps: float) -> torch.Tensor:
+    """:func:`scaled_ws_weight` in at least float32, without the autocast
+    switch (TorchScript compiles it)."""
+    out_channels = weight.shape[0]
+    fan_in = weight[0].numel()
+    dtype = torch.promote_types(weight.dtype, torch.float32)
+    scale = gain.to(dtype) * (gamma / math.sqrt(fan_in))
+    flat = F.batch_norm(
+        weight.to(dtype).reshape(1, out_channels, -1), None, None,
+        weight=scale, training=True, momentum=0., eps=eps)
+    return flat.reshape(weight.shape)
 
 
 @MODELS.register_module('ScaledWSConv2d')
@@ -64,10 +71,21 @@ class ScaledWSConv2d(WSConvMixin, nn.Conv2d):
         self.eps = eps
         self.gain = nn.Parameter(
             torch.full((self.out_channels, ), float(gain_init)))
+        self._init_folding()
 
+    @torch.jit.unused
     def standardized_weight(self) -> torch.Tensor:
+        if self.ws_folded:
+            return self.weight
         return scaled_ws_weight(self.weight, self.gain, self.gamma, self.eps)
+
+    def scripted_weight(self) -> torch.Tensor:
+        if self.ws_folded:
+            return self.weight
+        return scaled_ws_rows(self.weight, self.gain, self.gamma,
+                              self.eps).to(self.weight.dtype)
 
     def extra_repr(self) -> str:
         return super().extra_repr() + \
-            f', gamma={self.gamma:.4f}, eps={self.eps}'
+            f', gamma={self.gamma:.4f}, eps={self.eps}' + \
+            (', folded' if self.ws_folded else '')
