@@ -4,16 +4,27 @@ in two modes of docs/modes.md:
 
     python tools/analysis/benchmark_modes_memory.py with_cp [--size 256]
     python tools/analysis/benchmark_modes_memory.py tune [--size 448]
+    python tools/analysis/benchmark_modes_memory.py frozen-bcn [--size 224]
 
 ``with_cp``: WS convs with BCN and with BN, ``with_cp`` off and on.
 ``tune``: frozen BN (``norm_eval``) after plain and WS convs, with and
-without mmengine's ``efficient_conv_bn_eval`` on layer1-layer4. Also prints
-the step time (noisy on a shared machine) and, for ``tune``, the largest
-relative difference of the outputs.
+without mmengine's ``efficient_conv_bn_eval`` on layer1-layer4.
+``frozen-bcn``: what folding BCN's frozen batch stage into the WS conv
+before it could save at most. A frozen BCN (``norm_eval``) is a per-channel
+affine followed by the group-normalization stage; folded into the conv, the
+block would be a WS conv (with per-filter scaled weights) followed by that
+stage alone, which costs what WS conv + GroupNorm costs (minus the weight
+rescale, so GroupNorm is the lower bound). Compares the two as fine-tuning
+steps (forward, loss, backward with every parameter's gradient), median step
+time over ``--repeats`` alternating rounds.
+
+Also prints the step time (noisy on a shared machine) and, for ``tune``, the
+largest relative difference of the outputs.
 """
 import argparse
 import copy
 import logging
+import statistics
 import time
 
 import torch
@@ -79,17 +90,50 @@ def tune(args, x):
               f'{err:.1e}')
 
 
+def frozen_bcn(args, x):
+    from mmbcn.benchmark.timing import ratio_stats, time_rounds
+    ws = dict(type='WSConv2d')
+    models = {
+        'frozen BCN': build(args.depth, ws, dict(type='BCN', num_groups=32),
+                            norm_eval=True),
+        'GN (folded bound)': build(args.depth, ws,
+                                   dict(type='GN', num_groups=32)),
+    }
+    memory = {name: step(m, x)[0] for name, m in models.items()}
+
+    def train_step(model):
+        def fn(_):
+            model.zero_grad(set_to_none=True)
+            sum(o.float().mean() for o in model(x)).backward()
+        return fn
+
+    times = time_rounds([train_step(m) for m in models.values()],
+                        args.repeats)
+    ratio, q1, q3 = ratio_stats(times[1], times[0])
+    for (name, mem), t in zip(memory.items(), times):
+        print(f'WSConv2d+{name} ResNet-{args.depth} {tuple(x.shape)}: '
+              f'{mem:.0f} MiB kept for backward, median step '
+              f'{statistics.median(t):.2f}s')
+    print(f'folded bound / frozen BCN: memory '
+          f'{memory["GN (folded bound)"] / memory["frozen BCN"]:.3f}, step '
+          f'time {ratio:.3f} (quartiles {q1:.3f}-{q3:.3f}, '
+          f'{args.repeats} rounds)')
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('mode', choices=('with_cp', 'tune'))
+    parser.add_argument('mode', choices=('with_cp', 'tune', 'frozen-bcn'))
     parser.add_argument('--depth', type=int, default=50)
     parser.add_argument('--size', type=int, default=256)
     parser.add_argument('--batch', type=int, default=2)
+    parser.add_argument('--repeats', type=int, default=5,
+                        help='timed rounds of frozen-bcn')
     args = parser.parse_args()
     init_default_scope('mmdet')
     MMLogger.get_current_instance().setLevel(logging.ERROR)  # init messages
     x = torch.randn(args.batch, 3, args.size, args.size)
-    (with_cp if args.mode == 'with_cp' else tune)(args, x)
+    modes = {'with_cp': with_cp, 'tune': tune, 'frozen-bcn': frozen_bcn}
+    modes[args.mode](args, x)
 
 
 if __name__ == '__main__':
