@@ -5,8 +5,8 @@ schemes at 2 images per process, print one table.
     python tools/demo.py [--schemes bn gn gn-ws bcn-ws | --schemes all]
         [--work-root work_dirs/demo]
 
-``--schemes all`` (``make compare``) adds bcn, sws, evonorm-b0 and
-evonorm-s0 to the four demo schemes.
+``--schemes all`` (``make compare``) adds bcn, sws, evonorm-b0,
+evonorm-s0, frn, brn, mabn and cbn to the four demo schemes.
 
 The small configs read the data from data/shapes/ (the configs'
 ``data_root``).

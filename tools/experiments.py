@@ -118,8 +118,10 @@ def run_matrix(runs: Sequence[PlannedRun], gpus: int = 1,
 # ---------------------------------------------------------------------------
 DEMO_SCHEMES = ('bn', 'gn', 'gn-ws', 'bcn-ws')
 # `make compare`: the demo plus BCN without WS and the related schemes
+# (FRN, BatchRenorm, MABN and Cross-Iteration BN among them)
 # (syncbn is left out: on one process it is plain BN)
-COMPARE_SCHEMES = DEMO_SCHEMES + ('bcn', 'sws', 'evonorm-b0', 'evonorm-s0')
+COMPARE_SCHEMES = DEMO_SCHEMES + ('bcn', 'sws', 'evonorm-b0', 'evonorm-s0',
+                                  'frn', 'brn', 'mabn', 'cbn')
 
 
 def shapes_configs(scheme: str, config_dir: str = 'configs/shapes'
@@ -127,7 +129,7 @@ def shapes_configs(scheme: str, config_dir: str = 'configs/shapes'
     """The small detection and segmentation configs of ``scheme``."""
     import glob
 
-    det_tag = scheme + ('-all' if SCHEMES[scheme].normalize_all else '')
+    det_tag = SCHEMES[scheme].det_tag
     configs = []
     for pattern in (f'mask-rcnn_*_{det_tag}_1xb2-*_shapes.py',
                     f'deeplabv3_*_{scheme}_1xb2-*_shapes.py'):
