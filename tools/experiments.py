@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable, List, Optional, Sequence
 
+from mmbcn.reports.collect import scheme_rows, summarize
 from mmbcn.reports.results import RunResult, read_run
 from mmbcn.schemes import SCHEMES, get_scheme
 
@@ -143,20 +144,10 @@ def shapes_configs(scheme: str, config_dir: str = 'configs/shapes'
 
 
 def demo_rows(results: Sequence[RunResult]) -> List[dict]:
-    """One row per scheme: detection and segmentation results side by
-    side."""
-    rows = {}
-    for r in results:
-        row = rows.setdefault(r.scheme, {'scheme': r.scheme})
-        if r.task == 'det':
-            row['bbox mAP'] = r.metrics.get('bbox mAP')
-            row['segm mAP'] = r.metrics.get('segm mAP')
-            row['det sec/iter'] = r.sec_per_iter
-        elif r.task == 'seg':
-            row['mIoU'] = r.metrics.get('mIoU')
-            row['seg sec/iter'] = r.sec_per_iter
-    return list(rows.values())
+    """One row per scheme: detection and segmentation results side by side,
+    each the mean ± std over the scheme's seeds (with n)."""
+    return scheme_rows(summarize(results))
 
 
 DEMO_COLUMNS = ('scheme', 'bbox mAP', 'segm mAP', 'mIoU', 'det sec/iter',
-                'seg sec/iter')
+                'seg sec/iter', 'n')
