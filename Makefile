@@ -13,6 +13,10 @@ PIP_REQS := -r requirements/build.txt -r requirements/stack.txt \
             -r requirements/runtime.txt -r requirements/tests.txt \
             -r requirements/deploy.txt
 PYTEST_ARGS ?=
+# seeds of make demo / make compare (SEEDS="0 1 2": each scheme at each seed,
+# the table as mean ± std (n)); empty: one run per scheme at the configs' seed
+SEEDS ?=
+SEED_ARGS := $(if $(strip $(SEEDS)),--seeds $(SEEDS),)
 
 .PHONY: install install-stack demo compare test bench check-env clean
 
@@ -33,10 +37,10 @@ check-env:
 	$(PYTHON) tools/misc/check_env.py
 
 demo: install
-	$(PYTHON) tools/demo.py
+	$(PYTHON) tools/demo.py $(SEED_ARGS)
 
 compare: install  ## the demo with every scheme (reuses finished demo runs)
-	$(PYTHON) tools/demo.py --schemes all
+	$(PYTHON) tools/demo.py --schemes all $(SEED_ARGS)
 
 test: install
 	$(PYTHON) -m pytest tests -q $(PYTEST_ARGS)

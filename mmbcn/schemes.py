@@ -30,7 +30,15 @@ by walking the dict):
 - for "-all" schemes a ``Shared2FCBBoxHead`` becomes mmdet's
   ``Shared4Conv1FCBBoxHead`` (four normalized convs before the fc), as in
   mmdet's gn+ws configs;
-- modules without ``norm_cfg`` (RPN head, losses, ...) are left alone.
+- modules without ``norm_cfg`` (RPN head, losses, ...) are left alone;
+- a scheme with ``backbone=False`` (``cbn``: the CBN paper's Mask R-CNN
+  setting) leaves the backbone as the base writes it and normalizes the
+  neck and heads.
+
+A scheme may need hooks (``hooks``: BatchRenorm's r_max / d_max schedule,
+the conv links of Cross-Iteration BN). The generated configs write them into
+``custom_hooks`` and ``--norm`` adds them there (:func:`with_scheme_hooks`),
+so a config says everything it builds.
 
 Every scheme also sets the optimizer wrapper's constructor to
 :data:`OPTIM_WRAPPER` (``NormAwareOptimWrapperConstructor``), the same for
@@ -44,10 +52,11 @@ alone. :func:`check_optim_constructor` stops a config whose
 ``paramwise_cfg`` would leave mmbcn's norms out of its norm rules.
 """
 import copy
+import dataclasses
 import inspect
 import logging
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Union
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 import torch.nn as nn
 from mmengine.config import Config, ConfigDict
@@ -66,6 +75,19 @@ class Scheme:
     normalize_all: bool = True
     description: str = ''
     notes: Dict[str, str] = field(default_factory=dict)
+    #: whether the scheme rewrites the backbone's norms (False: the base's
+    #: backbone norms stay, the scheme goes into the neck and heads)
+    backbone: bool = True
+    #: hook configs the scheme's layers need (in ``custom_hooks``)
+    hooks: Tuple[Dict[str, Any], ...] = ()
+
+    @property
+    def det_tag(self) -> str:
+        """The scheme in mmdet config names: "-all" when it normalizes the
+        backbone, neck and heads, "-neck-head" for neck and heads only."""
+        if not self.normalize_all:
+            return self.name
+        return self.name + ('-all' if self.backbone else '-neck-head')
 
 
 #: The optimizer wrapper keys every scheme sets (merged onto the base's
@@ -85,6 +107,24 @@ _SWS = dict(type='ScaledWSConv2d')
 _AFFINE = dict(type='ChannelAffine', requires_grad=True)
 _EVO_B0 = dict(type='EvoNormB0', requires_grad=True)
 _EVO_S0 = dict(type='EvoNormS0', num_groups=32, requires_grad=True)
+# FRN at the paper's eps; the TLU is off because mmdet's / mmseg's ResNets
+# (and ConvModule's default act_cfg) put a ReLU after every norm: TLU then
+# ReLU is max(y, max(tau, 0)), and tau (init 0) never gets a gradient, so
+# the pair trains as FRN then ReLU with a dead parameter
+_FRN = dict(type='FRN', eps=1e-6, tlu=False, requires_grad=True)
+_BRN = dict(type='BatchRenorm', requires_grad=True)
+_MABN = dict(type='MABN', requires_grad=True)
+_CENTERED = dict(type='CenteredConv2d')
+_CBN = dict(type='CrossIterationBN', buffer_num=3, requires_grad=True)
+#: the paper's r_max / d_max schedule (steps 5k, 25k, 40k) as fractions of
+#: a 100k-step run: BatchNorm for the first 5% of training, d_max 0 -> 5 by
+#: 25%, r_max 1 -> 3 by 40% (the paper gives steps, the scaling is mmbcn's)
+_BRN_HOOK = dict(type='BatchRenormScheduleHook', r_max=3.0, d_max=5.0,
+                 start_iter=0.05, r_max_iter=0.4, d_max_iter=0.25,
+                 by_fraction=True)
+#: the conv links of the Taylor compensation, and the paper's burn-in of
+#: 8 of 12 epochs (2/3 of the run)
+_CBN_HOOK = dict(type='CBNLinkHook', burnin_fraction=round(2 / 3, 4))
 
 SCHEMES: Dict[str, Scheme] = {s.name: s for s in (
     Scheme('bn', _BN, None, False,
@@ -110,7 +150,34 @@ SCHEMES: Dict[str, Scheme] = {s.name: s for s in (
            'EvoNorm-B0 (batch variance, running variance in eval)'),
     Scheme('evonorm-s0', _EVO_S0, None, True,
            'EvoNorm-S0 (sigmoid gate, group variance, batch-independent)'),
+    Scheme('frn', _FRN, None, True,
+           'Filter Response Normalization (eps 1e-6) everywhere, followed by '
+           "the blocks' own ReLU: the ResNets hard-code a ReLU after each "
+           'norm, and a TLU before it would be max(y, max(tau, 0)) with tau '
+           'stuck at 0, so the TLU is off (tlu=False, FRN then ReLU); the '
+           "paper's FRN+TLU needs blocks without that ReLU",
+           notes=dict(tlu='off: the ReLU after each norm is the activation')),
+    Scheme('brn', _BRN, None, True,
+           'Batch Renormalization everywhere (as the BRN baseline of the MABN '
+           'paper); r_max 1 -> 3 and d_max 0 -> 5 by BatchRenormScheduleHook '
+           '(BatchNorm for the first 5% of the run, d_max relaxed by 25%, '
+           'r_max by 40%)', hooks=(_BRN_HOOK, )),
+    Scheme('mabn', _MABN, _CENTERED, True,
+           'Moving Average BN + weight centralization (CenteredConv2d) '
+           "everywhere, the authors' defaults (buffer 16, warm-up 100, "
+           'renorm after 1000 iterations)'),
+    Scheme('cbn', _CBN, None, True,
+           'Cross-Iteration BN (k = 4 iterations, Taylor-compensated) in the '
+           "neck and heads, the backbone's norms as the base writes them (the "
+           "paper's Mask R-CNN setting); CBNLinkHook links each CBN to its "
+           'conv and burns in with BatchNorm for 2/3 of the run',
+           backbone=False, hooks=(_CBN_HOOK, )),
 )}
+
+#: the hook types that belong to a scheme (removed by ``--norm`` when it
+#: switches to a scheme that does not use them)
+SCHEME_HOOK_TYPES = tuple(sorted({h['type'] for s in SCHEMES.values()
+                                 for h in s.hooks}))
 
 
 def scheme_names():
@@ -147,8 +214,7 @@ def get_scheme(scheme: Union[str, Dict, Scheme]) -> Scheme:
                          f'override (conv={conv_over!r})')
     norm_cfg = {**base.norm_cfg, **norm_over}
     conv_cfg = {**base.conv_cfg, **conv_over} if base.conv_cfg else None
-    return Scheme(name, norm_cfg, conv_cfg, base.normalize_all,
-                  base.description)
+    return dataclasses.replace(base, norm_cfg=norm_cfg, conv_cfg=conv_cfg)
 
 
 def accepts(cls, argument: str) -> bool:
@@ -244,6 +310,8 @@ def _apply(model_cfg: dict, scheme: Scheme, scope: str) -> list:
     for path, module in list(_module_configs(model_cfg)):
         if path == ():
             continue  # the detector / segmentor itself
+        if not scheme.backbone and path[0] == 'backbone':
+            continue  # the scheme leaves the backbone as the base has it
         cls = lookup(module['type'], scope)
         if cls is None or not accepts(cls, 'norm_cfg'):
             continue
@@ -472,6 +540,35 @@ def _label(scheme) -> Union[str, Dict]:
     return scheme.to_dict() if isinstance(scheme, ConfigDict) else scheme
 
 
+def _hook_type(hook) -> Any:
+    return hook.get('type') if isinstance(hook, dict) else None
+
+
+def with_scheme_hooks(custom_hooks, scheme: Union[str, Dict, Scheme]
+                      ) -> list:
+    """``custom_hooks`` (a list of hook configs) for ``scheme``: the hooks
+    of other schemes (:data:`SCHEME_HOOK_TYPES`) removed, the scheme's own
+    appended where the list has no hook of that type (one it has, with its
+    own arguments, is kept)."""
+    scheme = get_scheme(scheme)
+    own = {h['type'] for h in scheme.hooks}
+    hooks = [copy.deepcopy(h) for h in (custom_hooks or [])
+             if _hook_type(h) not in SCHEME_HOOK_TYPES or _hook_type(h) in own]
+    present = {_hook_type(h) for h in hooks}
+    hooks += [copy.deepcopy(h) for h in scheme.hooks
+              if h['type'] not in present]
+    return hooks
+
+
+def missing_hooks(cfg: Config, scheme: Union[str, Dict, Scheme]
+                  ) -> List[str]:
+    """The types of the hooks ``scheme`` needs that ``cfg.custom_hooks``
+    lacks."""
+    present = {_hook_type(h) for h in (cfg.get('custom_hooks') or [])}
+    return [h['type'] for h in get_scheme(scheme).hooks
+            if h['type'] not in present]
+
+
 def apply_norm(cfg: Config, norm: Union[str, Dict]) -> Config:
     """``--norm``: rewrite ``cfg.model`` for ``norm`` whatever the config
     writes, say so in the log, and make ``cfg.norm_scheme`` its name."""
@@ -485,6 +582,11 @@ def apply_norm(cfg: Config, norm: Union[str, Dict]) -> Config:
         if key in cfg:
             cfg[key] = copy.deepcopy(value)
     constructor = _set_constructor(cfg)
+    hooks = with_scheme_hooks(cfg.get('custom_hooks'), scheme)
+    added = [h['type'] for h in hooks
+             if h not in (cfg.get('custom_hooks') or [])]
+    if hooks or 'custom_hooks' in cfg:
+        cfg.custom_hooks = hooks
     print_log(
         f'--norm {scheme.name}: rewrote norm_cfg / conv_cfg of '
         f'{len(paths)} modules ({", ".join(dotted(p) for p in paths)}) '
@@ -492,7 +594,8 @@ def apply_norm(cfg: Config, norm: Union[str, Dict]) -> Config:
             f' (the config says norm_scheme={old!r}; its own layers are '
             'replaced)' if old is not None else '') + (
             f'; optim_wrapper.constructor={OPTIM_CONSTRUCTOR!r}'
-            if constructor else ''),
+            if constructor else '') +
+        (f'; added custom_hooks {", ".join(added)}' if added else ''),
         logger='current', level=logging.WARNING)
     cfg.norm_scheme = _label(norm)
     return cfg
@@ -507,6 +610,8 @@ def check_norm_scheme(cfg: Config, name: Optional[str] = None) -> Config:
         return cfg
     scope = config_scope(cfg)
     problems = scheme_conflicts(cfg.model, label, scope)
+    problems += [f'custom_hooks has no {t} (the scheme needs it)'
+                 for t in missing_hooks(cfg, label)]
     if problems:
         name = name or cfg.filename or 'config'
         matches = matching_schemes(cfg.model, scope)
@@ -536,7 +641,12 @@ def apply_config_scheme(cfg: Config, norm: Union[str, Dict, None] = None
 
 def where(scheme: Union[str, Scheme]) -> str:
     """Where a scheme puts its layers, in words."""
-    if get_scheme(scheme).normalize_all:
+    scheme = get_scheme(scheme)
+    if scheme.normalize_all and not scheme.backbone:
+        return ('neck and heads: FPN, RoI box / mask heads, decode / '
+                "auxiliary heads (the backbone's norms as the base writes "
+                'them)')
+    if scheme.normalize_all:
         return ('everywhere: backbone, neck, RoI box / mask heads, decode / '
                 'auxiliary heads')
     return ('where the base normalizes: backbone (and mmseg\'s decode / '

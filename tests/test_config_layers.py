@@ -36,7 +36,10 @@ CONFIG_DIR = osp.join(REPO, 'configs')
 CONFIGS = sorted(
     osp.relpath(p, CONFIG_DIR)
     for p in glob.glob(osp.join(CONFIG_DIR, '**', '*.py'), recursive=True)
-    if '_base_' not in osp.relpath(p, CONFIG_DIR).split(osp.sep))
+    if '_base_' not in osp.relpath(p, CONFIG_DIR).split(osp.sep)
+    # the Swin-T configs have no scheme of the table (LayerNorm / PRepBN):
+    # tests/test_swin_configs.py builds and trains them
+    and not osp.relpath(p, CONFIG_DIR).startswith('swin' + osp.sep))
 BCN_WS_COCO = 'mask_rcnn/mask-rcnn_r50_fpn_bcn-ws-all_2x_coco.py'
 
 

@@ -3,13 +3,18 @@ evaluate the small Mask R-CNN and DeepLabV3 under several normalization
 schemes at 2 images per process, print one table.
 
     python tools/demo.py [--schemes bn gn gn-ws bcn-ws | --schemes all]
-        [--work-root work_dirs/demo]
+        [--seeds 0 1 2] [--work-root work_dirs/demo]
 
-``--schemes all`` (``make compare``) adds bcn, sws, evonorm-b0 and
-evonorm-s0 to the four demo schemes.
+``--schemes all`` (``make compare``) adds bcn, sws, evonorm-b0,
+evonorm-s0, frn, brn, mabn and cbn to the four demo schemes.
 
 The small configs read the data from data/shapes/ (the configs'
 ``data_root``).
+
+With ``--seeds`` every scheme runs once per seed (``randomness.seed``), and
+the table gives each metric as mean ± std over the seeds, with n; the
+final-metric bar charts have the std as error bars. Without it, each config
+runs with its own seed (0).
 
 Finished runs are kept and skipped when the demo is run again.
 """
@@ -20,8 +25,7 @@ import sys
 import time
 
 from mmbcn.datasets import generate_shapes
-from mmbcn.reports.collect import plot_runs, summarize
-from mmbcn.reports.tables import markdown_table
+from mmbcn.reports.collect import plot_runs, summarize, to_markdown
 from mmbcn.schemes import scheme_names
 
 from experiments import (COMPARE_SCHEMES, DEMO_COLUMNS, DEMO_SCHEMES,
@@ -37,6 +41,10 @@ def main():
         choices=list(scheme_names()) + ['all'], metavar='SCHEME',
         help=f'default: {" ".join(DEMO_SCHEMES)}; all: '
         f'{" ".join(COMPARE_SCHEMES)}; any of: {", ".join(scheme_names())}')
+    parser.add_argument(
+        '--seeds', nargs='+', type=int, default=[], metavar='SEED',
+        help='run every scheme at each seed; the table reports mean ± std '
+        '(n) (default: one run, the configs\' seed)')
     parser.add_argument('--work-root', default='work_dirs/demo')
     args = parser.parse_args()
     if 'all' in args.schemes:
@@ -48,11 +56,12 @@ def main():
         generate_shapes(DATA_ROOT)
     try:
         configs = [c for s in args.schemes for c in shapes_configs(s)]
-        runs = plan_runs(configs, work_root=args.work_root)
+        runs = plan_runs(configs, seeds=args.seeds,
+                         work_root=args.work_root)
         results = run_matrix(runs)
     except (FileNotFoundError, RuntimeError) as e:
         sys.exit(f'demo.py: error: {e}')
-    table = markdown_table(demo_rows(results), DEMO_COLUMNS)
+    table = to_markdown(demo_rows(results), DEMO_COLUMNS)
     os.makedirs(args.work_root, exist_ok=True)
     with open(osp.join(args.work_root, 'demo.md'), 'w') as f:
         f.write(table + '\n')

@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable, List, Optional, Sequence
 
+from mmbcn.reports.collect import scheme_rows, summarize
 from mmbcn.reports.results import RunResult, read_run
 from mmbcn.schemes import SCHEMES, get_scheme
 
@@ -118,8 +119,10 @@ def run_matrix(runs: Sequence[PlannedRun], gpus: int = 1,
 # ---------------------------------------------------------------------------
 DEMO_SCHEMES = ('bn', 'gn', 'gn-ws', 'bcn-ws')
 # `make compare`: the demo plus BCN without WS and the related schemes
+# (FRN, BatchRenorm, MABN and Cross-Iteration BN among them)
 # (syncbn is left out: on one process it is plain BN)
-COMPARE_SCHEMES = DEMO_SCHEMES + ('bcn', 'sws', 'evonorm-b0', 'evonorm-s0')
+COMPARE_SCHEMES = DEMO_SCHEMES + ('bcn', 'sws', 'evonorm-b0', 'evonorm-s0',
+                                  'frn', 'brn', 'mabn', 'cbn')
 
 
 def shapes_configs(scheme: str, config_dir: str = 'configs/shapes'
@@ -127,7 +130,7 @@ def shapes_configs(scheme: str, config_dir: str = 'configs/shapes'
     """The small detection and segmentation configs of ``scheme``."""
     import glob
 
-    det_tag = scheme + ('-all' if SCHEMES[scheme].normalize_all else '')
+    det_tag = SCHEMES[scheme].det_tag
     configs = []
     for pattern in (f'mask-rcnn_*_{det_tag}_1xb2-*_shapes.py',
                     f'deeplabv3_*_{scheme}_1xb2-*_shapes.py'):
@@ -141,20 +144,10 @@ def shapes_configs(scheme: str, config_dir: str = 'configs/shapes'
 
 
 def demo_rows(results: Sequence[RunResult]) -> List[dict]:
-    """One row per scheme: detection and segmentation results side by
-    side."""
-    rows = {}
-    for r in results:
-        row = rows.setdefault(r.scheme, {'scheme': r.scheme})
-        if r.task == 'det':
-            row['bbox mAP'] = r.metrics.get('bbox mAP')
-            row['segm mAP'] = r.metrics.get('segm mAP')
-            row['det sec/iter'] = r.sec_per_iter
-        elif r.task == 'seg':
-            row['mIoU'] = r.metrics.get('mIoU')
-            row['seg sec/iter'] = r.sec_per_iter
-    return list(rows.values())
+    """One row per scheme: detection and segmentation results side by side,
+    each the mean ± std over the scheme's seeds (with n)."""
+    return scheme_rows(summarize(results))
 
 
 DEMO_COLUMNS = ('scheme', 'bbox mAP', 'segm mAP', 'mIoU', 'det sec/iter',
-                'seg sec/iter')
+                'seg sec/iter', 'n')

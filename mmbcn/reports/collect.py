@@ -93,6 +93,40 @@ def summarize(runs: Sequence[RunResult], baseline: Optional[str] = None,
     return rows
 
 
+#: (task, column of summarize's rows, column of :func:`scheme_rows`)
+SCHEME_COLUMNS = (('det', 'bbox mAP', 'bbox mAP'),
+                  ('det', 'segm mAP', 'segm mAP'),
+                  ('seg', 'mIoU', 'mIoU'),
+                  ('det', 'sec/iter', 'det sec/iter'),
+                  ('seg', 'sec/iter', 'seg sec/iter'))
+
+
+def scheme_rows(rows, columns=SCHEME_COLUMNS) -> List[Dict[str, object]]:
+    """:func:`summarize`'s rows (one per task and group) as one row per
+    scheme, the tasks side by side: each ``(task, column, name)`` of
+    ``columns`` becomes ``name`` (with its std, so :func:`to_markdown`
+    writes mean ± std), and ``n`` the number of runs of every task (``3``,
+    or ``det 3, seg 2`` when they differ). Rows of unfinished runs are
+    left out."""
+    merged: Dict[str, Dict[str, object]] = OrderedDict()
+    counts: Dict[str, Dict[str, int]] = OrderedDict()
+    for row in rows:
+        if row.get('status') != 'finished':
+            continue
+        scheme, task = row['scheme'], row['task']
+        out = merged.setdefault(scheme, OrderedDict(scheme=scheme))
+        counts.setdefault(scheme, OrderedDict())[task] = row['n']
+        for col_task, col, name in columns:
+            if col_task == task and col in row:
+                out[name] = row[col]
+                out[f'{name} std'] = row.get(f'{col} std')
+    for scheme, out in merged.items():
+        n = counts[scheme]
+        out['n'] = str(next(iter(n.values()))) if len(set(n.values())) == 1 \
+            else ', '.join(f'{t} {k}' for t, k in n.items())
+    return list(merged.values())
+
+
 def _add_singularity(row, members: Sequence[RunResult]) -> None:
     finals = [f for f in (final_fractions(m.work_dir) for m in members)
               if f is not None]
@@ -139,7 +173,8 @@ def _cell(row, col) -> str:
     if value is None:
         return MISSING
     if isinstance(value, float):
-        digits = 3 if col in ('sec/iter', ) + SINGULARITY_COLUMNS or \
+        digits = 3 if col.endswith('sec/iter') or \
+            col in SINGULARITY_COLUMNS or \
             'AP' in col or col.startswith(('bbox', 'segm', 'Δ')) else 2
         if col == 'peak mem MB':
             return f'{value:.0f}'

@@ -10,7 +10,9 @@ table (:data:`mmbcn.schemes.SCHEMES`) applied to the base's model
 (:func:`mmbcn.schemes.scheme_config_edits`: also the optimizer
 constructor every scheme uses), so nothing is repeated by hand and any
 OpenMMLab tool (``Config.fromfile`` + ``MODELS.build``) builds what the leaf
-says. ``norm_scheme`` names the scheme, as a label for the result tables.
+says. A scheme that needs hooks (Batch Renormalization's schedule, the conv
+links of Cross-Iteration BN) gets them in ``custom_hooks``, after the base's.
+``norm_scheme`` names the scheme, as a label for the result tables.
 For 1 image per GPU a leaf also sets the batch size, the linearly scaled
 learning rate and ``auto_scale_lr``.
 
@@ -37,7 +39,7 @@ import os.path as osp
 import sys
 import textwrap
 
-from mmbcn.schemes import SCHEMES, scheme_config_edits
+from mmbcn.schemes import SCHEMES, scheme_config_edits, with_scheme_hooks
 
 REPO_ROOT = osp.abspath(osp.join(osp.dirname(__file__), '../..'))
 BASE_DIR = osp.join(REPO_ROOT, 'configs', '_base_')
@@ -46,7 +48,8 @@ WIDTH = 79
 #: The schemes the experiments compare, in this order.
 SCHEME_NAMES = ('bn', 'syncbn', 'gn', 'gn-ws', 'bcn', 'bcn-ws')
 #: Related schemes from the literature: small shapes configs only.
-RELATED_SCHEME_NAMES = ('sws', 'evonorm-b0', 'evonorm-s0')
+RELATED_SCHEME_NAMES = ('sws', 'evonorm-b0', 'evonorm-s0', 'frn', 'brn',
+                        'mabn', 'cbn')
 
 #: How each scheme is described in the leaf's header comment.
 LABELS = {
@@ -59,6 +62,10 @@ LABELS = {
     'sws': 'Scaled WS without normalization (per-channel affine)',
     'evonorm-b0': 'EvoNorm-B0',
     'evonorm-s0': 'EvoNorm-S0',
+    'frn': 'FRN (then the blocks\' ReLU, TLU off)',
+    'brn': 'Batch Renormalization',
+    'mabn': 'MABN + weight centralization',
+    'cbn': 'Cross-Iteration BN',
     'bcn-ws-large': 'BCN (large-batch mode, statistics synchronized across '
                     'GPUs) + WS',
 }
@@ -66,10 +73,20 @@ LABELS = {
 
 def det_tag(scheme):
     """mmdet's name for a scheme: "-all" when it normalizes the heads."""
-    return scheme + ('-all' if SCHEMES[scheme].normalize_all else '')
+    return SCHEMES[scheme].det_tag
+
+
+def seg_where(scheme):
+    if not SCHEMES[scheme].backbone:
+        return ('in the ASPP head and auxiliary head, the backbone\'s norms '
+                'as the base writes them')
+    return 'in the backbone, ASPP head and auxiliary head'
 
 
 def det_where(scheme):
+    if SCHEMES[scheme].normalize_all and not SCHEMES[scheme].backbone:
+        return ('in the FPN and RoI box / mask heads, the backbone\'s norms '
+                'as the base writes them')
     if SCHEMES[scheme].normalize_all:
         return 'in the backbone, FPN and RoI box / mask heads'
     return 'in the backbone only (mmdet\'s usual Mask R-CNN)'
@@ -122,14 +139,16 @@ def base_model(base):
     """(scope, model dict) of a base in configs/_base_/ (read once)."""
     from mmengine.config import Config
     cfg = Config.fromfile(osp.join(BASE_DIR, base))
-    return cfg.default_scope, cfg.model.to_dict()
+    hooks = [h.to_dict() if hasattr(h, 'to_dict') else h
+             for h in cfg.get('custom_hooks') or []]
+    return cfg.default_scope, cfg.model.to_dict(), hooks
 
 
 def scheme_lines(base, scheme, model_extra=None, optim_extra=None):
     """The lines of a leaf that write out ``scheme``'s layers on ``base``
-    (and the other ``model`` keys of ``model_extra``), and its optimizer
-    wrapper (with the keys of ``optim_extra``)."""
-    scope, model = base_model(base)
+    (and the other ``model`` keys of ``model_extra``), its optimizer
+    wrapper (with the keys of ``optim_extra``) and the hooks it needs."""
+    scope, model, base_hooks = base_model(base)
     layers = SCHEMES[scheme]
     refs = {'conv_cfg': layers.conv_cfg, 'norm_cfg': layers.norm_cfg}
     lines = [f"norm_scheme = '{scheme}'  # label only: the layers are below"]
@@ -148,6 +167,10 @@ def scheme_lines(base, scheme, model_extra=None, optim_extra=None):
                  'for every scheme)')
     optim = {**config_edits['optim_wrapper'], **(optim_extra or {})}
     lines.append(f'optim_wrapper = {render(optim, 16)}')
+    if layers.hooks:
+        hooks = with_scheme_hooks(base_hooks, scheme)
+        lines.append('# the base\'s hooks and those the scheme needs')
+        lines.append(f'custom_hooks = {render(hooks, 15)}')
     return '\n'.join(lines) + '\n'
 
 
@@ -253,8 +276,7 @@ def shapes_configs():
         yield (osp.join('shapes',
                         f'deeplabv3_r18-d8_{scheme}_1xb2-1000i_shapes.py'),
                leaf('Small DeepLabV3 on the built-in shapes data (trains on '
-                    f'a CPU); {LABELS[scheme]} in the backbone, ASPP head '
-                    'and auxiliary head.',
+                    f'a CPU); {LABELS[scheme]} {seg_where(scheme)}.',
                     'deeplabv3_r18-d8_1xb2-1000i_shapes.py', scheme))
 
 

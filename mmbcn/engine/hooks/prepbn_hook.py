@@ -1,4 +1,6 @@
 """The LayerNorm -> RepBN schedule of PRepBN, as an mmengine hook."""
+from typing import Optional
+
 from mmengine.hooks import Hook
 from mmengine.registry import HOOKS
 
@@ -11,20 +13,33 @@ class PRepBNScheduleHook(Hook):
     """Sets ``lam`` of every :class:`PRepBN` before each training iteration:
     1 for the first ``warmup_iters`` iterations, then linear to 0 at
     ``total_iters`` (and 0 after). Depends only on the iteration, so a
-    resumed run continues the schedule exactly. Set ``total_iters`` to the
-    run's ``max_iters`` for the paper's decay over the whole training."""
+    resumed run continues the schedule exactly. ``total_iters=None`` (the
+    default) is the runner's ``max_iters``, read before training: the
+    paper's decay over the whole training, for iteration- and epoch-based
+    loops alike."""
 
-    def __init__(self, total_iters: int, warmup_iters: int = 0):
+    def __init__(self, total_iters: Optional[int] = None,
+                 warmup_iters: int = 0):
         if not isinstance(warmup_iters, int) or warmup_iters < 0:
             raise ValueError(f'PRepBNScheduleHook: warmup_iters='
                              f'{warmup_iters!r} is not valid; it must be an '
                              'int >= 0')
+        self.total_iters = total_iters
+        self.warmup_iters = warmup_iters
+        if total_iters is not None:
+            self._check_total(total_iters)
+
+    def _check_total(self, total_iters) -> None:
+        warmup_iters = self.warmup_iters
         if not isinstance(total_iters, int) or total_iters <= warmup_iters:
             raise ValueError(f'PRepBNScheduleHook: total_iters='
                              f'{total_iters!r} is not valid; it must be an '
                              f'int > warmup_iters={warmup_iters}')
-        self.total_iters = total_iters
-        self.warmup_iters = warmup_iters
+
+    def before_train(self, runner) -> None:
+        if self.total_iters is None:
+            self._check_total(runner.max_iters)
+            self.total_iters = runner.max_iters
 
     def lam_at(self, iteration: int) -> float:
         if iteration < self.warmup_iters:
