@@ -216,6 +216,14 @@ def mask_rcnn_configs():
                     yield (osp.join('mask_rcnn', name),
                            leaf(header, base, scheme, extra,
                                 optim_extra=optim))
+    # the MABN paper's from-scratch table (R-50-FPN, 2x, 8 GPUs x 2 images)
+    for scheme in SCRATCH_RELATED:
+        header = ('Mask R-CNN R-50-FPN on COCO, 2x schedule, 8 GPUs x 2 '
+                  f'images, from scratch; {LABELS[scheme]} '
+                  f'{det_where(scheme)}.')
+        yield (osp.join('mask_rcnn',
+                        f'mask-rcnn_r50_fpn_{det_tag(scheme)}_2x_coco.py'),
+               leaf(header, 'mask-rcnn_r50_fpn_scratch_2x_coco.py', scheme))
 
 
 # At 1 image per GPU, BN in DeepLabV3's ASPP image-pooling branch sees a 1x1
@@ -300,6 +308,8 @@ IMAGENET_WEIGHTS = {
 #: mmdet's configs/gn/)
 CAFFE_INPUT = dict(mean=[103.530, 116.280, 123.675], std=[1.0, 1.0, 1.0],
                    bgr_to_rgb=False)
+#: Related schemes with COCO configs from scratch (the MABN paper's table)
+SCRATCH_RELATED = ('frn', 'brn', 'mabn')
 #: The schemes fine-tuned on COCO (those with ImageNet weights of their own)
 FINETUNE_DET = ('bn', 'syncbn', 'gn', 'gn-ws', 'bcn-ws')
 #: ... and on VOC (the authors' DeepLabV3 also with large-batch BCN)
@@ -359,6 +369,15 @@ def finetune_configs():
         yield (osp.join('finetune', name),
                leaf(header, base, scheme,
                     model_extra=pretrained(scheme, 101)))
+    # the Cross-Iteration BN paper's Mask R-CNN: mmdet's 1x fine-tuning of
+    # torchvision's BN ResNet-50 (frozen), CBN in the neck and heads
+    header = ('Mask R-CNN R-50-FPN on COCO fine-tuned from torchvision\'s BN '
+              'ImageNet ResNet-50 (mmdet\'s 1x: 12 epochs, frozen BN '
+              'statistics), 8 GPUs x 2 images; '
+              f'{LABELS["cbn"]} {det_where("cbn")}.')
+    yield (osp.join('finetune', 'mask-rcnn_r50-in1k_fpn_'
+                    f'{det_tag("cbn")}_1x_coco.py'),
+           leaf(header, 'mask-rcnn_r50_fpn_finetune_1x_coco.py', 'cbn'))
 
 
 #: The folders of configs/ this script writes.

@@ -1,0 +1,28 @@
+# Mask R-CNN R-50-FPN on COCO, 2x schedule, 8 GPUs x 2 images, from scratch;
+# Batch Renormalization in the backbone, FPN and RoI box / mask heads.
+_base_ = '../_base_/mask-rcnn_r50_fpn_scratch_2x_coco.py'
+# Batch Renormalization: the layers of mmbcn.schemes.SCHEMES['brn']
+norm_scheme = 'brn'  # label only: the layers are below
+norm_cfg = dict(type='BatchRenorm', requires_grad=True)
+model = dict(
+    backbone=dict(norm_cfg=norm_cfg, conv_cfg=None),
+    neck=dict(norm_cfg=norm_cfg, conv_cfg=None),
+    roi_head=dict(
+        bbox_head=dict(
+            type='Shared4Conv1FCBBoxHead',
+            conv_out_channels=256,
+            norm_cfg=norm_cfg,
+            conv_cfg=None),
+        mask_head=dict(norm_cfg=norm_cfg, conv_cfg=None)))
+# paramwise_cfg treats mmbcn's norms as norms (the same for every scheme)
+optim_wrapper = dict(constructor='NormAwareOptimWrapperConstructor')
+# the base's hooks and those the scheme needs
+custom_hooks = [
+    dict(
+        type='BatchRenormScheduleHook',
+        r_max=3.0,
+        d_max=5.0,
+        start_iter=0.05,
+        r_max_iter=0.4,
+        d_max_iter=0.25,
+        by_fraction=True)]
