@@ -14,7 +14,12 @@ model = dict(
             conv_out_channels=256,
             norm_cfg=norm_cfg,
             conv_cfg=None),
-        mask_head=dict(norm_cfg=norm_cfg, conv_cfg=None)))
+        mask_head=dict(norm_cfg=norm_cfg, conv_cfg=None)),
+    backbone=dict(
+        init_cfg=dict(
+            type='ConvertedPretrained',
+            source='torchvision',
+            checkpoint='torchvision://resnet50')))
 # paramwise_cfg treats mmbcn's norms as norms (the same for every scheme)
 optim_wrapper = dict(constructor='NormAwareOptimWrapperConstructor')
 # the base's hooks and those the scheme needs

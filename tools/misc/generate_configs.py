@@ -377,7 +377,8 @@ def finetune_configs():
               f'{LABELS["cbn"]} {det_where("cbn")}.')
     yield (osp.join('finetune', 'mask-rcnn_r50-in1k_fpn_'
                     f'{det_tag("cbn")}_1x_coco.py'),
-           leaf(header, 'mask-rcnn_r50_fpn_finetune_1x_coco.py', 'cbn'))
+           leaf(header, 'mask-rcnn_r50_fpn_finetune_1x_coco.py', 'cbn',
+                model_extra=pretrained('bn', 50)))
 
 
 #: The folders of configs/ this script writes.
