@@ -14,7 +14,7 @@ import os
 from mmengine.config import DictAction
 
 from mmbcn.apis import LAUNCHERS, load_config, train
-from mmbcn.apis.runner import amp_device_error
+from mmbcn.apis.runner import ConfigBuildError, amp_device_error
 from mmbcn.apis.work_dir_lock import WorkDirLockedError
 from mmbcn.compat import CheckpointError, CPUDistributedError
 from mmbcn.engine.hooks import SchemeMismatchError
@@ -96,10 +96,11 @@ def main(argv=None):
     try:
         train(cfg)
     except (CPUDistributedError, FileNotFoundError, CheckpointError,
-            SchemeMismatchError, WorkDirLockedError,
+            SchemeMismatchError, WorkDirLockedError, ConfigBuildError,
             FloatingPointError) as error:
         # missing data, an unreadable / refused / other-scheme checkpoint, a
-        # work dir in use, a run gone non-finite: the message says what
+        # work dir in use, a layer argument the model refuses, a run gone
+        # non-finite: the message says what
         parser.exit(1, f'{parser.prog}: error: {error}\n')
 
 

@@ -52,6 +52,12 @@ from ..schemes import (apply_norm, check_layer_types, check_norm_scheme,
 from ..scope import config_scope, register_scope, registry
 from .work_dir_lock import work_dir_lock
 
+
+class ConfigBuildError(ValueError):
+    """A config whose runner or model cannot be built from its arguments
+    (e.g. BCN's ``num_groups`` not dividing the channels); the message
+    names the module chain mmengine's registry adds and the valid values."""
+
 #: The ``--launcher`` choices (as mmdet / mmseg / mmengine).
 LAUNCHERS = ('none', 'pytorch', 'slurm', 'mpi')
 
@@ -261,10 +267,14 @@ def build_runner(cfg: Config) -> Runner:
         from mmdet.utils import setup_cache_size_limit_of_dynamo
         setup_cache_size_limit_of_dynamo()
     prepare_cpu_distributed(cfg, alternatives=scheme_names())
-    if 'runner_type' in cfg:
-        runner = registry(scope, 'RUNNERS').build(cfg)
-    else:
-        runner = Runner.from_cfg(cfg)
+    try:
+        if 'runner_type' in cfg:
+            runner = registry(scope, 'RUNNERS').build(cfg)
+        else:
+            runner = Runner.from_cfg(cfg)
+    except ValueError as error:  # a layer argument the model refuses
+        raise ConfigBuildError(
+            f'the config does not build: {error}') from error
     health = cfg.get('health_check', True)
     added = [(RNGStateHook, {}), (NormSchemeHook, {})]
     if health:

@@ -227,6 +227,20 @@ def test_unknown_norm_lists_the_valid_names(tmp_path):
     assert 'Traceback' not in output
 
 
+def test_bad_num_groups_is_one_clear_error(tmp_path):
+    """A layer argument the model build refuses (BCN's num_groups not
+    dividing the channels) ends train.py with one line naming the valid
+    values, not a traceback."""
+    code, output = run(python_tool(
+        'train.py', SEG_CONFIG, '--work-dir', tmp_path / 'work',
+        '--cfg-options', 'model.backbone.norm_cfg.num_groups=7'), tmp_path,
+        check=False)
+    assert code != 0
+    assert 'num_groups=7 does not divide' in output
+    assert 'valid values are the divisors' in output
+    assert 'Traceback' not in output
+
+
 def test_missing_config_is_a_clear_error(tmp_path):
     code, output = run(python_tool('train.py', 'configs/nope.py'), tmp_path,
                        check=False)
