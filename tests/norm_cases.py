@@ -11,10 +11,24 @@ NORMS = {
     'evonorm-b0': dict(type='EvoNormB0'),
     'evonorm-s0': dict(type='EvoNormS0', num_groups=4),
     'affine': dict(type='ChannelAffine'),
+    # the normalization zoo (small windows, so that the tests reach the
+    # moving-average / pooling / renormalization paths in a few steps)
+    'frn': dict(type='FRN'),
+    'brn': dict(type='BatchRenorm', momentum=0.1, r_max=1.5, d_max=0.5),
+    'mabn': dict(type='MABN', buffer_size=2, warmup_iters=0,
+                 renorm_iters=1),
+    # compensate=True (default) in a model without CBNLinkHook: the
+    # BatchNorm fallback; compensate=False pools from the first step
+    'cbn': dict(type='CrossIterationBN', buffer_num=2),
+    'cbn-pool': dict(type='CrossIterationBN', buffer_num=2,
+                     compensate=False),
 }
 #: the norms with estimated statistics (buffers that move in training)
 ESTIMATING = ('bcn-micro', 'bcn-large', 'bcn-deferred', 'bcn-channel',
-              'evonorm-b0')
+              'evonorm-b0', 'brn', 'mabn', 'cbn', 'cbn-pool')
+#: the norms that normalize with statistics of the current batch: in
+#: training they refuse one value per channel as BatchNorm does
+BATCH_STATS = frozenset({'bcn-large', 'brn', 'cbn', 'cbn-pool'})
 
 
 def build_norm(case: str, channels: int, seed: int = 0) -> torch.nn.Module:

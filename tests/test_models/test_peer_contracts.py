@@ -10,7 +10,7 @@ import torch
 from mmengine.registry import init_default_scope
 
 import mmbcn  # noqa: F401 (registers the layers)
-from norm_cases import ESTIMATING, NORMS
+from norm_cases import BATCH_STATS, ESTIMATING, NORMS
 
 CONVS = {'conv': None, 'ws': dict(type='WSConv2d'),
          'scaled-ws': dict(type='ScaledWSConv2d')}
@@ -135,7 +135,8 @@ def batch_one_on_one_by_one(layer, x):
 def test_batch_one_on_one_by_one_maps(case, conv):
     """mmseg's ASPP image pool with one image: BatchNorm refuses it in
     training (one value per channel); batch-independent norms and
-    micro-batch BCN work, large-batch BCN refuses it as BatchNorm does."""
+    micro-batch BCN and MABN (a moving second moment) work; the norms with
+    current-batch statistics (BATCH_STATS) refuse it as BatchNorm does."""
     from mmcv.cnn import ConvModule
     x = torch.randn(1, 8, 1, 1)
     bn = ConvModule(8, 8, 1, norm_cfg=dict(type='BN')).train()
@@ -143,7 +144,7 @@ def test_batch_one_on_one_by_one_maps(case, conv):
         bn(x)
     module = ConvModule(8, 8, 1, conv_cfg=CONVS[conv],
                         norm_cfg=norm_cfg(case)).train()
-    if case == 'bcn-large':
+    if case in BATCH_STATS:
         with pytest.raises(ValueError,
                            match='more than 1 value per channel'):
             module(x)

@@ -11,16 +11,61 @@
   output of a checkpointed block.
 - :class:`StatsMode`: the switch through which ``norm_eval`` reaches the
   estimated statistics (see its docstring).
+- :class:`Replay`: what a training step normalized with, kept for its
+  recomputation by activation checkpointing (same output, no second
+  update of the statistics).
+- :func:`check_values_per_channel`: a norm with current-batch statistics
+  refuses one value per channel in training, as BatchNorm does.
 - :func:`fx_leaf_call`: under ``torch.fx.symbolic_trace`` a norm is
   recorded as one call of the module, as fx records torch's own layers,
   rather than traced through its input checks and kernel dispatch.
 """
-from typing import List
+from typing import Any, List, Optional
 
 import torch
 import torch.fx
 from torch import Tensor
 from torch.nn.modules.batchnorm import _BatchNorm
+
+from ...compat.recompute import in_backward, may_be_recomputed
+
+#: training steps whose statistics are kept for a recomputation
+REPLAY_DEPTH = 16
+
+
+class Replay:
+    """Last in, first out: a training step that may be recomputed by
+    checkpointing (:func:`may_be_recomputed`) remembers the constants it
+    normalized with; its recomputation (a forward inside a backward) takes
+    them back instead of computing and updating the statistics again."""
+
+    def __init__(self):
+        self._items: List[Any] = []
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def remember(self, item: Any) -> None:
+        if not may_be_recomputed():
+            return
+        self._items.append(item)
+        if len(self._items) > REPLAY_DEPTH:
+            del self._items[0]
+
+    def take(self) -> Optional[Any]:
+        """The constants of the step being recomputed, or None for an
+        ordinary step."""
+        if self._items and in_backward():
+            return self._items.pop()
+        return None
+
+
+def check_values_per_channel(count: int, x: Tensor) -> None:
+    """torch's BatchNorm check: batch statistics of a single value per
+    channel (variance 0) are refused in training."""
+    if count == 1:
+        raise ValueError('Expected more than 1 value per channel when '
+                         f'training, got input size {x.size()}')
 
 
 def empty_output(x: Tensor, module: torch.nn.Module) -> Tensor:

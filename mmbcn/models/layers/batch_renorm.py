@@ -55,6 +55,7 @@ from ...distributed.sync import get_world_size
 from ._autocast import autocast_on, float32_off_autocast
 from ._batch_stats import batch_moments, channel_view, reduce_dims
 from ._checks import check_input, check_num_features
+from ._modes import Replay, check_values_per_channel, empty_output
 
 
 def renorm_correction(mean_b: Tensor, var_b: Tensor, running_mean: Tensor,
@@ -105,6 +106,7 @@ class BatchRenorm(_BatchNorm):
         self.sync = sync
         self.register_buffer('r_max', torch.tensor(float(r_max)))
         self.register_buffer('d_max', torch.tensor(float(d_max)))
+        self._replay = Replay()
 
     def _check_input_dim(self, x: Tensor) -> None:
         check_input('BatchRenorm', x, self.num_features)
@@ -119,45 +121,62 @@ class BatchRenorm(_BatchNorm):
         self._check_input_dim(x)
         if autocast_on(x):
             return float32_off_autocast(self.forward, x)
+        synced = self.training and self.sync and get_world_size() > 1
+        if x.numel() == 0 and not synced:
+            return empty_output(x, self)  # zero gradients, no update
         if not self.training:
             return F.batch_norm(x, self.running_mean, self.running_var,
                                 self.weight, self.bias, False, 0., self.eps)
-        if not (self.sync and get_world_size() > 1):
-            return self._local_forward(x)
+        # a recomputation by activation checkpointing gets the (r, d) of
+        # its first forward and updates nothing
+        replay = self._replay.take()
+        if not synced:
+            return self._local_forward(x, replay)
         mean_b, var_b, total = batch_moments(x, self.running_mean, self.sync)
         if int(total) == 0:
-            return x * channel_view(self.weight, x)  # empty, no update
-        r, d = renorm_correction(mean_b, var_b, self.running_mean,
-                                 self.running_var, self.eps, self.r_max,
-                                 self.d_max)
+            return empty_output(x, self)  # empty on every rank
+        check_values_per_channel(int(total), x)
+        r, d = replay if replay is not None else renorm_correction(
+            mean_b, var_b, self.running_mean, self.running_var, self.eps,
+            self.r_max, self.d_max)
         scale = self.weight * r * torch.rsqrt(var_b + self.eps)
         shift = self.bias + self.weight * d - mean_b * scale
         y = x * channel_view(scale, x) + channel_view(shift, x)
-        with torch.no_grad():
-            unbiased = var_b * total / (total - 1).clamp(min=1)
-            self.running_mean.lerp_(mean_b.detach(), self.momentum)
-            self.running_var.lerp_(unbiased.detach(), self.momentum)
-            self.num_batches_tracked.add_(1)
+        if replay is None:
+            with torch.no_grad():
+                unbiased = var_b * total / (total - 1).clamp(min=1)
+                self.running_mean.lerp_(mean_b.detach(), self.momentum)
+                self.running_var.lerp_(unbiased.detach(), self.momentum)
+                self.num_batches_tracked.add_(1)
+            self._replay.remember((r, d))
         return y
 
-    def _local_forward(self, x: Tensor) -> Tensor:
+    def _local_forward(self, x: Tensor, replay=None) -> Tensor:
         """The training step on this process's batch alone: with r and d
         constants it is BatchNorm's training step with weight gamma * r and
         bias beta + gamma * d (one fused kernel per direction, and the same
-        running-statistics update)."""
-        if x.numel() == 0:
-            return x * channel_view(self.weight, x)  # empty, no update
-        with torch.no_grad():
-            var_b, mean_b = torch.var_mean(x, reduce_dims(x), correction=0)
-        r, d = renorm_correction(mean_b, var_b, self.running_mean,
-                                 self.running_var, self.eps, self.r_max,
-                                 self.d_max)
+        running-statistics update; none when ``replay`` gives the (r, d)
+        of the step being recomputed)."""
+        check_values_per_channel(x.numel() // self.num_features, x)
+        if replay is None:
+            with torch.no_grad():
+                var_b, mean_b = torch.var_mean(x, reduce_dims(x),
+                                               correction=0)
+            r, d = renorm_correction(mean_b, var_b, self.running_mean,
+                                     self.running_var, self.eps, self.r_max,
+                                     self.d_max)
+        else:
+            r, d = replay
+        weight = self.weight * r
+        bias = torch.addcmul(self.bias, self.weight, d)
+        if replay is not None:
+            return F.batch_norm(x, None, None, weight, bias, True, 0.,
+                                self.eps)
         with torch.no_grad():
             self.num_batches_tracked.add_(1)
-        return F.batch_norm(x, self.running_mean, self.running_var,
-                            self.weight * r, torch.addcmul(self.bias,
-                                                           self.weight, d),
-                            True, self.momentum, self.eps)
+        self._replay.remember((r, d))
+        return F.batch_norm(x, self.running_mean, self.running_var, weight,
+                            bias, True, self.momentum, self.eps)
 
     def extra_repr(self) -> str:
         return (f'{self.num_features}, eps={self.eps}, '

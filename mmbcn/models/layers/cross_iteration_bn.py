@@ -55,12 +55,14 @@ in the neck and heads, the backbone's norms frozen, ``buffer_num=3``
 (k = 4 iterations), burn-in of 8 of the 12 epochs. Not done here: the
 gradient of the compensation with respect to W_t.
 """
+import logging
 import weakref
 from typing import List, Optional
 
 import torch
 import torch.distributed as dist
 import torch.nn as nn
+from mmengine.logging import print_log
 from mmengine.registry import MODELS
 from torch import Tensor
 from torch.nn.modules.batchnorm import _BatchNorm
@@ -70,6 +72,24 @@ from ...distributed.sync import get_world_size
 from ._autocast import autocast_on, float32_off_autocast
 from ._batch_stats import all_reduce_with_grad, channel_view, reduce_dims
 from ._checks import check_input, check_num_features
+from ._modes import Replay, check_values_per_channel, empty_output
+
+_unlinked_warned = False
+
+
+def _warn_unlinked() -> None:
+    """Once per process: an unlinked CBN(compensate=True) is BatchNorm."""
+    global _unlinked_warned
+    if _unlinked_warned:
+        return
+    _unlinked_warned = True
+    print_log(
+        'CrossIterationBN(compensate=True) runs in a model whose '
+        'convolutions are not linked: it normalizes with the current batch '
+        'only (BatchNorm, as in its burn-in), without cross-iteration '
+        "pooling; add dict(type='CBNLinkHook') to custom_hooks or call "
+        'mmbcn.models.layers.link_cbn_convs(model)', logger='current',
+        level=logging.WARNING)
 
 _HISTORY = ('hist_mean', 'hist_sq', 'hist_cmean', 'hist_csq', 'hist_gmean',
             'hist_gsq')
@@ -172,6 +192,7 @@ class CrossIterationBN(_BatchNorm):
         self.compensate = compensate
         self.sync = sync
         self.tracker: Optional[ConvOutputTracker] = None
+        self._replay = Replay()
         self.register_buffer('hist_count', torch.tensor(0, dtype=torch.long))
         for name in _HISTORY:
             self.register_buffer(name, torch.zeros(0))
@@ -196,7 +217,10 @@ class CrossIterationBN(_BatchNorm):
                     value, device=getattr(self, name).device))
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
-    def _check_producer(self, conv) -> nn.Module:
+    def _check_producer(self, conv) -> Optional[nn.Module]:
+        if conv is None and self.tracker is None:
+            _warn_unlinked()
+            return None
         if conv is None:
             raise RuntimeError(
                 'CrossIterationBN(compensate=True): the input does not come '
@@ -275,6 +299,9 @@ class CrossIterationBN(_BatchNorm):
         return self._forward(x, conv)
 
     def _forward(self, x: Tensor, conv: Optional[nn.Module]) -> Tensor:
+        synced = self.training and self.sync and get_world_size() > 1
+        if x.numel() == 0 and not synced:
+            return empty_output(x, self)  # zero gradients, no update
         if not self.training:
             return torch.nn.functional.batch_norm(
                 x, self.running_mean, self.running_var, self.weight,
@@ -287,37 +314,59 @@ class CrossIterationBN(_BatchNorm):
             self.sync)
         total = sums[-1].detach()
         if int(total) == 0:
-            return x * channel_view(self.weight, x)  # empty, no update
+            return empty_output(x, self)  # empty on every rank
+        check_values_per_channel(int(total), x)
         mean, sq = sums[:c] / total, sums[c:2 * c] / total
-        step = int(self.num_batches_tracked) + 1
-        pooling = step > self.burnin_iters and self.buffer_num > 0
-        n = 1
-        if pooling:
-            weight, grads = None, None
-            if self.compensate:
-                conv = self._check_producer(conv)
-                if conv.weight.requires_grad and x.requires_grad:
-                    weight = conv.weight
-                    grads = self._moment_grads(x, weight, local_sum,
-                                               local_sq, total)
-            past_mean, past_sq = self._past_moments(weight)
-            n = 1 + past_mean.shape[0]
+        # a recomputation by activation checkpointing pools the past
+        # moments of its first forward and updates nothing
+        past = self._replay.take()
+        update = past is None
+        if update:
+            past = self._pool_step(x, conv, local_sum, local_sq, total, mean,
+                                   sq)
+            self._replay.remember(past)
+        past_mean, past_sq = past
+        n = 1 + past_mean.shape[0]
+        if n > 1:
             pooled_mean = (mean + past_mean.sum(0)) / n
             pooled_sq = (sq + past_sq.sum(0)) / n
-            self._push(mean.detach(), sq.detach(), weight, grads)
         else:
             pooled_mean, pooled_sq = mean, sq
         var = (pooled_sq - pooled_mean.square()).clamp(min=0)
         scale = self.weight * torch.rsqrt(var + self.eps)
         y = x * channel_view(scale, x) + \
             channel_view(self.bias - pooled_mean * scale, x)
-        with torch.no_grad():
-            m = total * n
-            self.running_mean.lerp_(pooled_mean, self.momentum)
-            self.running_var.lerp_(var * m / (m - 1).clamp(min=1),
-                                   self.momentum)
-            self.num_batches_tracked.add_(1)
+        if update:
+            with torch.no_grad():
+                m = total * n
+                self.running_mean.lerp_(pooled_mean, self.momentum)
+                self.running_var.lerp_(var * m / (m - 1).clamp(min=1),
+                                       self.momentum)
+                self.num_batches_tracked.add_(1)
         return y
+
+    def _pool_step(self, x, conv, local_sum, local_sq, total, mean, sq):
+        """The past moments this step pools (carried to the current weight;
+        shape (0, C) in burn-in or unlinked), after which the current
+        moments join the history."""
+        step = int(self.num_batches_tracked) + 1
+        none = mean.detach().new_zeros(0, self.num_features)
+        if not (step > self.burnin_iters and self.buffer_num > 0):
+            return none, none
+        weight, grads = None, None
+        if self.compensate:
+            conv = self._check_producer(conv)
+            if conv is None:  # no CBNLinkHook: BatchNorm, no history
+                return none, none
+            if conv.weight.requires_grad and x.requires_grad:
+                weight = conv.weight
+                grads = self._moment_grads(x, weight, local_sum, local_sq,
+                                           total)
+        past_mean, past_sq = self._past_moments(weight)
+        # copies: the history is shifted in place below
+        past_mean, past_sq = past_mean.clone(), past_sq.clone()
+        self._push(mean.detach(), sq.detach(), weight, grads)
+        return past_mean, past_sq
 
     def extra_repr(self) -> str:
         return (f'{self.num_features}, eps={self.eps}, '

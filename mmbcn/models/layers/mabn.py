@@ -58,6 +58,7 @@ from ...distributed.sync import get_world_size
 from ._autocast import autocast_on, float32_off_autocast
 from ._batch_stats import channel_view, reduce_dims
 from ._checks import check_input, check_num_features
+from ._modes import Replay, empty_output
 
 
 def _global_channel_mean(t: Tensor, sync: bool) -> Tensor:
@@ -72,20 +73,13 @@ def _global_channel_mean(t: Tensor, sync: bool) -> Tensor:
 
 
 class _MABNFunction(torch.autograd.Function):
+    """z = x / std, y = gamma * r * z + beta with the step's constants std
+    and r; the backward of the module docstring (psi written to
+    ``buffer_gz[slot]``)."""
 
     @staticmethod
-    def forward(ctx, x, weight, bias, running_var, buffer_x2, buffer_gz,
-                step, moving, r_on, r_max, eps, momentum, sync):
-        chi_b = _global_channel_mean(x.square(), sync)
-        slot = step % buffer_x2.shape[0]
-        buffer_x2[slot].copy_(chi_b)
-        chi = buffer_x2.mean(0) if moving else chi_b
-        std = torch.sqrt(chi + eps)
-        if r_on:
-            r = (std / torch.sqrt(running_var + eps)).clamp(1 / r_max, r_max)
-        else:
-            r = torch.ones_like(std)
-        running_var.lerp_(chi, momentum)
+    def forward(ctx, x, weight, bias, std, r, buffer_gz, slot, moving,
+                sync):
         z = x / channel_view(std, x)
         ctx.save_for_backward(z, std, r, weight)
         # written in backward: kept out of autograd's version checks
@@ -105,7 +99,7 @@ class _MABNFunction(torch.autograd.Function):
         dims = reduce_dims(dy)
         d_weight = (dy * z).sum(dims) * r
         d_bias = dy.sum(dims)
-        return (dx, d_weight, d_bias) + (None, ) * 10
+        return (dx, d_weight, d_bias) + (None, ) * 6
 
 
 @MODELS.register_module('MABN')
@@ -172,6 +166,7 @@ class MABN(nn.Module):
                              torch.zeros(buffer_size, num_features))
         self.register_buffer('buffer_gz',
                              torch.zeros(buffer_size, num_features))
+        self._replay = Replay()
 
     def reset_running_stats(self) -> None:
         """Back to the initial state: running variance 1, step 0, empty
@@ -186,18 +181,41 @@ class MABN(nn.Module):
         if autocast_on(x):
             return float32_off_autocast(self.forward, x)
         if not self.training:
+            if x.numel() == 0:
+                return empty_output(x, self)
             scale = self.weight * torch.rsqrt(self.running_var + self.eps)
             return x * channel_view(scale, x) + channel_view(self.bias, x)
         if x.numel() == 0 and not (self.sync and get_world_size() > 1):
-            return x * channel_view(self.weight, x)  # empty, no update
-        with torch.no_grad():
-            self.num_batches_tracked.add_(1)
+            return empty_output(x, self)  # zero gradients, no update
+        # a recomputation by activation checkpointing gets the constants
+        # of its first forward and updates nothing
+        step_constants = self._replay.take()
+        if step_constants is None:
+            step_constants = self._step_statistics(x)
+            self._replay.remember(step_constants)
+        std, r, slot, moving = step_constants
+        return _MABNFunction.apply(x, self.weight, self.bias, std, r,
+                                   self.buffer_gz, slot, moving, self.sync)
+
+    @torch.no_grad()
+    def _step_statistics(self, x: Tensor):
+        """The statistics update of a training step; returns its constants
+        (sqrt(chi + eps), r, the buffer slot, whether chi is moving)."""
+        self.num_batches_tracked.add_(1)
         step = int(self.num_batches_tracked)
         moving = step > max(self.buffer_size, self.warmup_iters)
-        return _MABNFunction.apply(
-            x, self.weight, self.bias, self.running_var, self.buffer_x2,
-            self.buffer_gz, step, moving, step > self.renorm_iters,
-            self.r_max, self.eps, self.momentum, self.sync)
+        chi_b = _global_channel_mean(x.square(), self.sync)
+        slot = step % self.buffer_size
+        self.buffer_x2[slot].copy_(chi_b)
+        chi = self.buffer_x2.mean(0) if moving else chi_b
+        std = torch.sqrt(chi + self.eps)
+        if step > self.renorm_iters:
+            r = (std / torch.sqrt(self.running_var + self.eps)).clamp(
+                1 / self.r_max, self.r_max)
+        else:
+            r = torch.ones_like(std)
+        self.running_var.lerp_(chi, self.momentum)
+        return std, r, slot, moving
 
     @torch.no_grad()
     def to_batchnorm(self) -> nn.BatchNorm2d:

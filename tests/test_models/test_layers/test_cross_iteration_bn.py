@@ -1,6 +1,7 @@
 """Cross-Iteration BN against the paper's formulas, with the Taylor terms
 computed independently from the unfolded conv input."""
 import copy
+import logging
 
 import pytest
 import torch
@@ -175,10 +176,32 @@ def test_burnin_is_batchnorm():
     assert int(model[1].hist_count) == 0
 
 
-def test_unlinked_input_is_an_error_and_naive_needs_no_conv():
-    norm = CrossIterationBN(4, buffer_num=2)
-    with pytest.raises(RuntimeError, match='link_cbn_convs'):
-        norm(torch.randn(2, 4, 3, 3))
+def test_unlinked_layer_is_batchnorm_with_one_warning(monkeypatch):
+    """A model built without CBNLinkHook (mmdet's / mmseg's own tools) runs:
+    CBN(compensate=True) is then BatchNorm (its burn-in), warned once."""
+    import mmbcn.models.layers.cross_iteration_bn as cbn_module
+    logged = []
+    monkeypatch.setattr(cbn_module, '_unlinked_warned', False)
+    monkeypatch.setattr(cbn_module, 'print_log',
+                        lambda msg, **kw: logged.append((msg, kw)))
+    norms = [randomize(CrossIterationBN(4, buffer_num=2)) for _ in range(2)]
+    bns = [nn.BatchNorm2d(4) for _ in norms]
+    for norm, bn in zip(norms, bns):
+        bn.load_state_dict(norm.state_dict(), strict=False)
+    for _ in range(3):
+        for norm, bn in zip(norms, bns):
+            x = torch.randn(2, 4, 3, 3)
+            torch.testing.assert_close(norm(x), bn(x))
+    for norm, bn in zip(norms, bns):
+        torch.testing.assert_close(norm.running_mean, bn.running_mean)
+        torch.testing.assert_close(norm.running_var, bn.running_var)
+        assert int(norm.hist_count) == 0
+    assert len(logged) == 1
+    assert 'CBNLinkHook' in logged[0][0]
+    assert logged[0][1]['level'] == logging.WARNING
+
+
+def test_linked_model_input_not_from_a_conv_is_an_error():
     model = make_pair(burnin=0)
     with pytest.raises(RuntimeError, match='straight from a linked'):
         model[1](model[0](torch.randn(2, 3, 5, 5)) + 1)
