@@ -29,6 +29,10 @@ ESTIMATING = ('bcn-micro', 'bcn-large', 'bcn-deferred', 'bcn-channel',
 #: the norms that normalize with statistics of the current batch: in
 #: training they refuse one value per channel as BatchNorm does
 BATCH_STATS = frozenset({'bcn-large', 'brn', 'cbn', 'cbn-pool'})
+#: the norms that are torch ``_BatchNorm`` subclasses (their eval form is
+#: BatchNorm's): mmcv's fuse_conv_bn folds them, mmengine's paramwise rules
+#: already see them, the SyncBatchNorm converters refuse them
+BATCHNORMS = frozenset({'brn', 'cbn', 'cbn-pool'})
 
 
 def build_norm(case: str, channels: int, seed: int = 0) -> torch.nn.Module:

@@ -16,10 +16,14 @@
   update of the statistics).
 - :func:`check_values_per_channel`: a norm with current-batch statistics
   refuses one value per channel in training, as BatchNorm does.
+- :class:`RefusesSyncBatchNormConversion`: an mmbcn layer that is a
+  ``_BatchNorm`` makes torch's / mmengine's ``convert_sync_batchnorm`` fail
+  instead of silently replacing it by a plain SyncBatchNorm.
 - :func:`fx_leaf_call`: under ``torch.fx.symbolic_trace`` a norm is
   recorded as one call of the module, as fx records torch's own layers,
   rather than traced through its input checks and kernel dispatch.
 """
+import sys
 from typing import Any, List, Optional
 
 import torch
@@ -58,6 +62,40 @@ class Replay:
         if self._items and in_backward():
             return self._items.pop()
         return None
+
+
+class RefusesSyncBatchNormConversion:
+    """Mixin of mmbcn's ``_BatchNorm`` subclasses (BatchRenorm,
+    CrossIterationBN). ``torch.nn.SyncBatchNorm.convert_sync_batchnorm``
+    and ``mmengine.model.convert_sync_batchnorm`` (the Runner's
+    ``sync_bn``) replace every ``_BatchNorm`` by a plain SyncBatchNorm,
+    which would drop the layer's method without a word. Both read
+    ``hasattr(module, 'qconfig')`` on the module they replace; here that
+    read raises when it comes from a function of that name, so the
+    conversion stops with an error. ``qconfig`` otherwise behaves as an
+    ordinary (absent until set) attribute."""
+
+    @property
+    def qconfig(self):
+        if sys._getframe(1).f_code.co_name == 'convert_sync_batchnorm':
+            name = type(self).__name__
+            raise RuntimeError(
+                f'{name}: convert_sync_batchnorm (sync_bn in the config) '
+                f'would replace it by a plain SyncBatchNorm and lose '
+                f'{name}; the layer synchronizes its statistics itself '
+                '(sync=True): remove sync_bn')
+        try:
+            return self.__dict__['_qconfig']
+        except KeyError:
+            raise AttributeError('qconfig') from None
+
+    @qconfig.setter
+    def qconfig(self, value) -> None:
+        self.__dict__['_qconfig'] = value
+
+    @qconfig.deleter
+    def qconfig(self) -> None:
+        self.__dict__.pop('_qconfig', None)
 
 
 def check_values_per_channel(count: int, x: Tensor) -> None:

@@ -46,6 +46,7 @@ would replace it by a plain SyncBatchNorm — do not combine them; the layer
 synchronizes itself.
 """
 import torch
+import torch.fx
 import torch.nn.functional as F
 from mmengine.registry import MODELS
 from torch import Tensor
@@ -55,7 +56,8 @@ from ...distributed.sync import get_world_size
 from ._autocast import autocast_on, float32_off_autocast
 from ._batch_stats import batch_moments, channel_view, reduce_dims
 from ._checks import check_input, check_num_features
-from ._modes import Replay, check_values_per_channel, empty_output
+from ._modes import (RefusesSyncBatchNormConversion, Replay,
+                     check_values_per_channel, empty_output, fx_leaf_call)
 
 
 def renorm_correction(mean_b: Tensor, var_b: Tensor, running_mean: Tensor,
@@ -69,7 +71,7 @@ def renorm_correction(mean_b: Tensor, var_b: Tensor, running_mean: Tensor,
 
 
 @MODELS.register_module('BatchRenorm')
-class BatchRenorm(_BatchNorm):
+class BatchRenorm(RefusesSyncBatchNormConversion, _BatchNorm):
     """Batch Renormalization; see the module docstring for the math.
 
     Args:
@@ -118,6 +120,8 @@ class BatchRenorm(_BatchNorm):
         self.d_max.fill_(float(d_max))
 
     def forward(self, x: Tensor) -> Tensor:
+        if isinstance(x, torch.fx.Proxy):
+            return fx_leaf_call(self, x)
         self._check_input_dim(x)
         if autocast_on(x):
             return float32_off_autocast(self.forward, x)
@@ -169,14 +173,15 @@ class BatchRenorm(_BatchNorm):
             r, d = replay
         weight = self.weight * r
         bias = torch.addcmul(self.bias, self.weight, d)
-        if replay is not None:
-            return F.batch_norm(x, None, None, weight, bias, True, 0.,
-                                self.eps)
-        with torch.no_grad():
-            self.num_batches_tracked.add_(1)
-        self._replay.remember((r, d))
-        return F.batch_norm(x, self.running_mean, self.running_var, weight,
-                            bias, True, self.momentum, self.eps)
+        mean, var = self.running_mean, self.running_var
+        if replay is None:
+            with torch.no_grad():
+                self.num_batches_tracked.add_(1)
+            self._replay.remember((r, d))
+        else:  # the same ops as the first forward, on copies
+            mean, var = mean.clone(), var.clone()
+        return F.batch_norm(x, mean, var, weight, bias, True, self.momentum,
+                            self.eps)
 
     def extra_repr(self) -> str:
         return (f'{self.num_features}, eps={self.eps}, '

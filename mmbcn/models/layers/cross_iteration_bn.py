@@ -61,6 +61,7 @@ from typing import List, Optional
 
 import torch
 import torch.distributed as dist
+import torch.fx
 import torch.nn as nn
 from mmengine.logging import print_log
 from mmengine.registry import MODELS
@@ -72,7 +73,8 @@ from ...distributed.sync import get_world_size
 from ._autocast import autocast_on, float32_off_autocast
 from ._batch_stats import all_reduce_with_grad, channel_view, reduce_dims
 from ._checks import check_input, check_num_features
-from ._modes import Replay, check_values_per_channel, empty_output
+from ._modes import (RefusesSyncBatchNormConversion, Replay,
+                     check_values_per_channel, empty_output, fx_leaf_call)
 
 _unlinked_warned = False
 
@@ -144,7 +146,7 @@ def link_cbn_convs(model: nn.Module) -> int:
 
 
 @MODELS.register_module('CrossIterationBN')
-class CrossIterationBN(_BatchNorm):
+class CrossIterationBN(RefusesSyncBatchNormConversion, _BatchNorm):
     """Cross-Iteration Batch Normalization; see the module docstring.
 
     Args:
@@ -290,6 +292,8 @@ class CrossIterationBN(_BatchNorm):
         self.hist_count.fill_(min(int(self.hist_count) + 1, k))
 
     def forward(self, x: Tensor) -> Tensor:
+        if isinstance(x, torch.fx.Proxy):
+            return fx_leaf_call(self, x)
         self._check_input_dim(x)
         # the producing conv is looked up on the input itself (a float32
         # copy under autocast is a different tensor)
@@ -358,6 +362,12 @@ class CrossIterationBN(_BatchNorm):
             conv = self._check_producer(conv)
             if conv is None:  # no CBNLinkHook: BatchNorm, no history
                 return none, none
+        if torch.jit.is_tracing():
+            raise RuntimeError(
+                'CrossIterationBN: torch.jit.trace of a pooling training '
+                'step is not supported (the history and its count live '
+                'outside the graph); trace in eval mode or during burn-in')
+        if self.compensate:
             if conv.weight.requires_grad and x.requires_grad:
                 weight = conv.weight
                 grads = self._moment_grads(x, weight, local_sum, local_sq,

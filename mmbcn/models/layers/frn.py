@@ -31,6 +31,7 @@ The eval form is not an affine map of x (it divides by a per-sample
 statistic), so FRN does not fold into the preceding convolution.
 """
 import torch
+import torch.fx
 import torch.nn as nn
 import torch.nn.functional as F
 from mmengine.registry import MODELS
@@ -38,6 +39,7 @@ from torch import Tensor
 
 from ._autocast import autocast_on, float32_off_autocast
 from ._checks import check_input, check_num_features
+from ._modes import fx_leaf_call
 
 
 def filter_response_norm(x: Tensor, weight: Tensor, bias: Tensor,
@@ -101,6 +103,8 @@ class FRN(nn.Module):
         return self.eps + self.eps_l.abs()
 
     def forward(self, x: Tensor) -> Tensor:
+        if isinstance(x, torch.fx.Proxy):
+            return fx_leaf_call(self, x)
         check_input('FRN', x, self.num_features)
         if autocast_on(x):
             return float32_off_autocast(self.forward, x)

@@ -50,6 +50,7 @@ would. A rank must run the backward of every synchronized forward.
 """
 import torch
 import torch.distributed as dist
+import torch.fx
 import torch.nn as nn
 from mmengine.registry import MODELS
 from torch import Tensor
@@ -58,7 +59,7 @@ from ...distributed.sync import get_world_size
 from ._autocast import autocast_on, float32_off_autocast
 from ._batch_stats import channel_view, reduce_dims
 from ._checks import check_input, check_num_features
-from ._modes import Replay, empty_output
+from ._modes import Replay, StatsMode, empty_output, fx_leaf_call
 
 
 def _global_channel_mean(t: Tensor, sync: bool) -> Tensor:
@@ -167,6 +168,7 @@ class MABN(nn.Module):
         self.register_buffer('buffer_gz',
                              torch.zeros(buffer_size, num_features))
         self._replay = Replay()
+        self.stats_mode = StatsMode()
 
     def reset_running_stats(self) -> None:
         """Back to the initial state: running variance 1, step 0, empty
@@ -177,16 +179,24 @@ class MABN(nn.Module):
         self.buffer_gz.zero_()
 
     def forward(self, x: Tensor) -> Tensor:
+        if isinstance(x, torch.fx.Proxy):
+            return fx_leaf_call(self, x)
         check_input('MABN', x, self.num_features)
         if autocast_on(x):
             return float32_off_autocast(self.forward, x)
-        if not self.training:
+        # eval, or frozen statistics (norm_eval reaches stats_mode)
+        if not (self.training and self.stats_mode.training):
             if x.numel() == 0:
                 return empty_output(x, self)
             scale = self.weight * torch.rsqrt(self.running_var + self.eps)
             return x * channel_view(scale, x) + channel_view(self.bias, x)
         if x.numel() == 0 and not (self.sync and get_world_size() > 1):
             return empty_output(x, self)  # zero gradients, no update
+        if torch.jit.is_tracing():
+            raise RuntimeError(
+                'MABN: torch.jit.trace of a training step is not supported '
+                '(the step counter, the moving-average slot and the backward '
+                "pass's buffer live outside the graph); trace in eval mode")
         # a recomputation by activation checkpointing gets the constants
         # of its first forward and updates nothing
         step_constants = self._replay.take()

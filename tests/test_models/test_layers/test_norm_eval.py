@@ -9,7 +9,7 @@ import torch.nn as nn
 from mmengine.registry import init_default_scope
 
 import mmbcn  # noqa: F401 (registers the layers)
-from norm_cases import ESTIMATING, NORMS
+from norm_cases import BATCHNORMS, ESTIMATING, NORMS
 
 SCOPES = ('mmdet', 'mmseg')
 
@@ -87,7 +87,10 @@ def test_train_after_norm_eval_restores_estimation(case):
 @pytest.mark.parametrize('case', sorted(NORMS))
 def test_batchnorm_tools_leave_mmbcn_norms_alone(case):
     """mmcv's fuse_conv_bn and mmengine's / torch's SyncBatchNorm converters
-    look for _BatchNorm modules: they must not fold or replace mmbcn's."""
+    look for _BatchNorm modules: they must not fold or replace mmbcn's. The
+    mmbcn norms that are _BatchNorms (BATCHNORMS) fold correctly (their eval
+    form is BatchNorm's), and the converters refuse them with an error
+    rather than replace them by a plain SyncBatchNorm."""
     from mmcv.cnn import fuse_conv_bn
     from mmengine.model import convert_sync_batchnorm, revert_sync_batchnorm
     from norm_cases import build_norm
@@ -98,6 +101,17 @@ def test_batchnorm_tools_leave_mmbcn_norms_alone(case):
     x = torch.randn(2, 3, 9, 9)
     expected = model(x)
     norm_type = type(model[1])
+    if case in BATCHNORMS:
+        fused = fuse_conv_bn(copy.deepcopy(model))
+        assert not isinstance(fused[1], norm_type)
+        torch.testing.assert_close(fused(x), expected)
+        assert isinstance(revert_sync_batchnorm(model)[1], norm_type)
+        for convert in (convert_sync_batchnorm,
+                        nn.SyncBatchNorm.convert_sync_batchnorm):
+            with pytest.raises(RuntimeError, match='plain SyncBatchNorm'):
+                convert(model)
+            assert isinstance(model[1], norm_type)  # left as it was
+        return
     for convert in (fuse_conv_bn, convert_sync_batchnorm,
                     revert_sync_batchnorm,
                     nn.SyncBatchNorm.convert_sync_batchnorm):
