@@ -40,10 +40,15 @@ for the batch moments.
 Deployment: the eval form is BatchNorm's, so mmcv's ``fuse_conv_bn`` folds
 it into the preceding convolution (it recognizes any ``_BatchNorm``);
 mmbcn's ``fold_norm`` does not, and refuses a model that still has an
-mmbcn layer: run ``fuse_conv_bn`` first. Caveat: torch's
-``SyncBatchNorm.convert_sync_batchnorm`` (mmengine's ``sync_bn='torch'``)
-would replace it by a plain SyncBatchNorm — do not combine them; the layer
-synchronizes itself.
+mmbcn layer: run ``fuse_conv_bn`` first. torch's and mmengine's
+``convert_sync_batchnorm`` (the Runner's ``sync_bn``) would replace it by a
+plain SyncBatchNorm: they raise an error instead (the layer synchronizes
+itself, ``sync=True``). ``revert_sync_batchnorm`` leaves it alone.
+
+Training modes: an empty input gives an empty output with zero gradients and
+no update; one value per channel is refused as BatchNorm refuses it; an
+activation-checkpointing recomputation reuses its first forward's (r, d) and
+updates nothing (``docs/modes.md``).
 """
 import torch
 import torch.fx

@@ -46,6 +46,16 @@ per layer, in buffers saved with the checkpoint (a resumed run continues
 exactly); they are allocated at the first pooling step, and loading a
 checkpoint sizes them.
 
+Without any link (a model built by mmdet's / mmseg's tools, no
+``CBNLinkHook``) a ``compensate=True`` layer normalizes as in its burn-in
+(current batch only: BatchNorm, no history) and logs a warning once per
+process; in a linked model an input from no linked conv stays an error.
+torch's and mmengine's ``convert_sync_batchnorm`` (``sync_bn``) raise an
+error rather than replace the layer by a plain SyncBatchNorm. One value per
+channel is refused in training as BatchNorm refuses it; an
+activation-checkpointing recomputation pools the past moments of its first
+forward and updates nothing.
+
 Across ranks (``sync=True`` with torch.distributed initialized) the current
 moments and g, h are those of all ranks' samples (one differentiable
 all-reduce and one plain all-reduce of 2 x the weight's size per layer and

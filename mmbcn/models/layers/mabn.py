@@ -47,6 +47,12 @@ backward's psi are averaged over all ranks' samples when ``sync`` is set and
 torch.distributed is initialized (one all-reduce each way per layer and
 step), so every rank computes what one process on the concatenated batch
 would. A rank must run the backward of every synchronized forward.
+
+Training modes: ``norm_eval`` reaches the layer through its ``stats_mode``
+switch (a ``_BatchNorm`` child, as BCN's): with it in eval, a training step
+is the eval form and moves nothing. An activation-checkpointing
+recomputation reuses its first forward's sqrt(chi + eps), r and slot and
+updates nothing. Empty inputs: empty output, zero gradients, no update.
 """
 import torch
 import torch.distributed as dist
