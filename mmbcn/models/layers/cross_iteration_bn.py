@@ -103,6 +103,7 @@ def _warn_unlinked() -> None:
         'mmbcn.models.layers.link_cbn_convs(model)', logger='current',
         level=logging.WARNING)
 
+
 _HISTORY = ('hist_mean', 'hist_sq', 'hist_cmean', 'hist_csq', 'hist_gmean',
             'hist_gsq')
 
