@@ -184,6 +184,70 @@ def scheme_names():
     return tuple(SCHEMES)
 
 
+@dataclass(frozen=True)
+class NormLabel:
+    """A ``norm_scheme`` label of hand-written configs whose norms no scheme
+    of :data:`SCHEMES` writes (a transformer backbone's token norms). Not a
+    scheme: ``--norm`` and the generated configs do not take it, and it
+    rewrites nothing; :func:`check_norm_scheme` checks that the backbone's
+    ``norm_cfg`` (as written, else its class's default) is of
+    ``backbone_norm``'s type and that ``custom_hooks`` has ``hooks``."""
+    name: str
+    backbone_norm: str
+    hooks: Tuple[str, ...] = ()
+    description: str = ''
+
+
+#: The labels of the Swin configs (``configs/swin/``): their layers are
+#: written by hand, the result tables label their rows with these.
+NORM_LABELS: Dict[str, NormLabel] = {label.name: label for label in (
+    NormLabel('ln', 'LN', (),
+              "LayerNorm in the transformer backbone (mmdet's Swin)"),
+    NormLabel('prepbn', 'PRepBN', ('PRepBNScheduleHook', ),
+              'Progressive re-parameterized BatchNorm (SLAB) in place of '
+              "every LayerNorm of the transformer backbone, lam 1 -> 0 by "
+              'PRepBNScheduleHook'),
+)}
+
+
+def _default_arg(cls, argument: str):
+    """The default of ``cls(argument=...)`` (None if it has none)."""
+    param = inspect.signature(cls).parameters.get(argument)
+    if param is None or param.default is inspect.Parameter.empty:
+        return None
+    return param.default
+
+
+def norm_label_conflicts(cfg: Config, label: NormLabel) -> List[str]:
+    """Where ``cfg`` is not what ``label`` says (empty: nothing)."""
+    scope = config_scope(cfg)
+    backbone = cfg.model.get('backbone') if isinstance(
+        cfg.get('model'), dict) else None
+    if not isinstance(backbone, dict) or 'type' not in backbone:
+        return ['model.backbone has no type']
+    cls = lookup(backbone['type'], scope)
+    if cls is None:
+        return [f"model.backbone type {backbone['type']!r} is not "
+                'registered']
+    norm = backbone.get('norm_cfg')
+    written = norm is not None
+    if not written:
+        norm = _default_arg(cls, 'norm_cfg')
+    have = lookup(norm.get('type'), scope) if isinstance(norm, dict) \
+        else None
+    want = lookup(label.backbone_norm, scope)
+    problems = []
+    if have is None or have is not want:
+        shown = _show(norm) + ('' if written else
+                               f" ({cls.__name__}'s default)")
+        problems.append(f'model.backbone.norm_cfg is {shown}, '
+                        f'{label.name!r} has type={label.backbone_norm!r}')
+    present = {_hook_type(h) for h in (cfg.get('custom_hooks') or [])}
+    problems += [f'custom_hooks has no {t} ({label.name!r} needs it)'
+                 for t in label.hooks if t not in present]
+    return problems
+
+
 def get_scheme(scheme: Union[str, Dict, Scheme]) -> Scheme:
     """Look a scheme up by name, or build one from a dict with overrides."""
     if isinstance(scheme, Scheme):
@@ -608,6 +672,21 @@ def check_norm_scheme(cfg: Config, name: Optional[str] = None) -> Config:
     label = _label(cfg.get('norm_scheme'))
     if label is None:
         return cfg
+    if isinstance(label, str) and label in NORM_LABELS:
+        problems = norm_label_conflicts(cfg, NORM_LABELS[label])
+        if problems:
+            name = name or cfg.filename or 'config'
+            raise ValueError(
+                f'{name}: norm_scheme={label!r} does not describe the '
+                f'model: {"; ".join(problems)}. norm_scheme is a label (for '
+                'the result tables) and never changes the model')
+        return cfg
+    if isinstance(label, str) and label not in SCHEMES:
+        name = name or cfg.filename or 'config'
+        raise ValueError(
+            f'{name}: norm_scheme={label!r} is neither a scheme '
+            f'({", ".join(SCHEMES)}) nor a label of the hand-written '
+            f'configs ({", ".join(NORM_LABELS)})')
     scope = config_scope(cfg)
     problems = scheme_conflicts(cfg.model, label, scope)
     problems += [f'custom_hooks has no {t} (the scheme needs it)'
