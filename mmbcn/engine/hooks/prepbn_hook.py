@@ -12,7 +12,12 @@ from ..utils import unwrap_model
 class PRepBNScheduleHook(Hook):
     """Sets ``lam`` of every :class:`PRepBN` before each training iteration:
     1 for the first ``warmup_iters`` iterations, then linear to 0 at
-    ``total_iters`` (and 0 after). Depends only on the iteration, so a
+    ``total_iters`` (and 0 after). After each iteration it sets the next
+    iteration's ``lam``, so what follows an iteration (a validation, the
+    checkpoint ``iter_N``) sees the model at ``lam_at(N)``, and a run of
+    ``total_iters`` ends at lam = 0: evaluated as RepBN and ready for
+    :meth:`PRepBN.reparameterize` (the last training iteration itself runs
+    at ``lam_at(total_iters - 1)``). Depends only on the iteration, so a
     resumed run continues the schedule exactly. ``total_iters=None`` (the
     default) is the runner's ``max_iters``, read before training: the
     paper's decay over the whole training, for iteration- and epoch-based
@@ -48,9 +53,18 @@ class PRepBNScheduleHook(Hook):
                                                   self.warmup_iters)
         return max(0.0, 1.0 - done)
 
-    def before_train_iter(self, runner, batch_idx, data_batch=None) -> None:
+    def _set(self, runner, iteration: int) -> None:
         model = unwrap_model(runner.model)
-        lam = self.lam_at(runner.iter)
+        lam = self.lam_at(iteration)
         for m in model.modules():
             if isinstance(m, PRepBN):
                 m.set_lam(lam)
+
+    def before_train_iter(self, runner, batch_idx, data_batch=None) -> None:
+        self._set(runner, runner.iter)
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None,
+                         outputs=None) -> None:
+        # runner.iter is still this iteration's (the loop counts after the
+        # hooks): the model now stands at the next one
+        self._set(runner, runner.iter + 1)

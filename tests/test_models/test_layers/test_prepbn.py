@@ -140,7 +140,13 @@ def test_schedule_hook_and_runner(tmp_path):
     cfg = dict(type='PRepBNScheduleHook', total_iters=4)
     runner = make_runner(tmp_path, 3, custom_hooks=[cfg], net=Net)
     runner.train()
-    assert float(runner.model.tok.lam) == pytest.approx(0.5)  # before iter 2
+    # the last iteration (2) ran at 0.5; the model ends at the next one's
+    assert float(runner.model.tok.lam) == pytest.approx(0.25)
+    runner = make_runner(tmp_path / 'full', 4, custom_hooks=[
+        dict(type='PRepBNScheduleHook')], net=Net)
+    runner.train()  # total_iters = max_iters = 4: ends at RepBN
+    assert float(runner.model.tok.lam) == 0
+    runner.model.tok.reparameterize()
 
 
 def test_registered_and_built_by_mmcv():
