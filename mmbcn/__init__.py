@@ -12,7 +12,7 @@ they are used: the built-in datasets (:mod:`mmbcn.datasets`), the runners
 package is described in ``docs/architecture.md``.
 """
 from . import compat  # noqa: F401  (first: shims for the pinned stack)
-from . import converters, engine, models  # noqa: F401  (registration)
+from . import converters, engine, evaluation, models  # noqa: F401 (registration)
 from .models import BCN, WSConv2d
 from .schemes import SCHEMES, apply_scheme
 from .version import __version__

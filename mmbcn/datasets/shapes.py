@@ -173,9 +173,12 @@ def _compose(masks: Sequence[np.ndarray], keep: Sequence[int],
 Instance = Tuple[int, np.ndarray]  # (category_id, visible bool mask)
 
 
-def render_image(rng: np.random.Generator,
-                 size: int) -> Tuple[np.ndarray, np.ndarray, List[Instance]]:
-    """Render one image.
+def render_image(rng: np.random.Generator, size: int,
+                 max_objects: int = _MAX_OBJECTS,
+                 size_range: Tuple[float, float] = _SIZE_RANGE
+                 ) -> Tuple[np.ndarray, np.ndarray, List[Instance]]:
+    """Render one image of 1 to ``max_objects`` shapes, each spanning a
+    fraction ``size_range`` of the image side.
 
     Returns:
         tuple: ``(image, seg_map, instances)`` with ``image`` an RGB uint8
@@ -184,12 +187,12 @@ def render_image(rng: np.random.Generator,
         in drawing order (bottom first).
     """
     background, bg_colours = _background(rng, size)
-    num = int(rng.integers(1, _MAX_OBJECTS + 1))
+    num = int(rng.integers(1, max_objects + 1))
     kinds, masks, colours = [], [], []
     union = np.zeros((size, size), bool)
     for _ in range(num):
         label = int(rng.integers(len(SHAPES_CLASSES)))
-        radius = 0.5 * size * rng.uniform(*_SIZE_RANGE)
+        radius = 0.5 * size * rng.uniform(*size_range)
         angle = rng.uniform(0, 2 * np.pi)
         lo, hi = radius + 1, size - 1 - radius
         # Try a few positions; prefer one that does not bury earlier shapes.
