@@ -381,15 +381,137 @@ def finetune_configs():
                 model_extra=pretrained('bn', 50)))
 
 
+# ---------------------------------------------------------------------------
+# The papers' protocol: pretrain the backbone per scheme, then fine-tune
+# ---------------------------------------------------------------------------
+#: The schemes whose backbones are pretrained (ImageNet and the built-in
+#: classification task), and fine-tuned from those on the shapes data
+PRETRAIN_SCHEMES = ('bn', 'gn', 'gn-ws', 'bcn', 'bcn-ws')
+#: ImageNet classifiers: (arch, base, whose backbone it is)
+IMAGENET_ARCHS = (
+    ('resnet50', 'resnet50_8xb32-100e_in1k.py',
+     'mmdet\'s ResNet-50 (Mask R-CNN R-50-FPN)'),
+    # the DeepLabV3 R-101-D8 fine-tuning configs use mmseg's ResNet with
+    # the same 7x7 stem and keys: one checkpoint serves both
+    ('resnet101', 'resnet101_8xb32-100e_in1k.py',
+     'mmdet\'s ResNet-101 (Mask R-CNN R-101-FPN, DeepLabV3 R-101-D8)'),
+)
+#: The built-in classification task: (arch, base, whose backbone it is)
+SHAPES_CLS_ARCHS = (
+    ('resnet18', 'resnet18_1xb32-300i_shapes-cls.py',
+     'the shapes Mask R-CNN\'s ResNet-18'),
+    ('resnet18-v1c', 'resnet18-v1c_1xb32-300i_shapes-cls.py',
+     'the shapes DeepLabV3\'s ResNetV1c-18'),
+)
+#: the micro-batch pretraining of the shapes backbones: images per BN batch
+SHAPES_MICRO_BATCH = 1
+MICRO_NOTE = (
+    '# Micro-batch BN: the backbone runs on chunks of {n}, so BN\'s '
+    'statistics\n# come from {n}, as on {g} GPUs x {n} (one process '
+    'emulates them;\n# mmbcn.models.classifier). The loss is the mean over '
+    'the 32 images.\n')
+
+
+def pretrain_name(arch, scheme, batch, data):
+    return f'{arch}_{scheme}_{batch}_{data}.py'
+
+
+def pretrain_configs():
+    for arch, base, whose in IMAGENET_ARCHS:
+        for scheme in PRETRAIN_SCHEMES:
+            header = (f'ImageNet-1k pretraining of {whose} in a classifier, '
+                      f'8 GPUs x 32 images, 100 epochs; {LABELS[scheme]} '
+                      'in the backbone.')
+            yield (osp.join('pretrain', pretrain_name(
+                arch, scheme, '8xb32-100e', 'in1k')),
+                   leaf(header, base, scheme))
+            header = (f'ImageNet-1k pretraining of {whose} in a classifier, '
+                      f'8 GPUs x 1 image (the papers\' micro-batch setting), '
+                      f'100 epochs; {LABELS[scheme]} in the backbone.')
+            extra = ('# 1 image per GPU: 1/32 of the base\'s total batch '
+                     '(256), so 1/32 of its lr\n# (optim_wrapper above)\n'
+                     'train_dataloader = dict(batch_size=1)\n'
+                     'auto_scale_lr = dict(base_batch_size=8)'
+                     '  # 8 GPUs x 1 image\n')
+            yield (osp.join('pretrain', pretrain_name(
+                arch, scheme, '8xb1-100e', 'in1k')),
+                   leaf(header, base, scheme, extra,
+                        optim_extra=dict(optimizer=dict(lr=0.1 / 32))))
+    for arch, base, whose in SHAPES_CLS_ARCHS:
+        for scheme in PRETRAIN_SCHEMES:
+            header = (f'Pretraining {whose} on the built-in classification '
+                      f'task, 1 process x 32 images, 300 iterations; '
+                      f'{LABELS[scheme]} in the backbone.')
+            yield (osp.join('pretrain', pretrain_name(
+                arch, scheme, '1xb32-300i', 'shapes-cls')),
+                   leaf(header, base, scheme))
+        m = SHAPES_MICRO_BATCH
+        header = (f'Pretraining {whose} on the built-in classification task '
+                  f'at the micro batch: BN statistics over {images(m)} (32 '
+                  f'per step), 300 iterations; {LABELS["bn"]} in the '
+                  'backbone.')
+        yield (osp.join('pretrain', pretrain_name(
+            arch, 'bn', f'1xb32-mb{m}-300i', 'shapes-cls')),
+               leaf(header, base, 'bn',
+                    MICRO_NOTE.format(n=images(m), g=32 // m),
+                    model_extra=dict(micro_batch=m)))
+
+
+def pretrained_checkpoint(arch, scheme, batch):
+    """Where tools/reproduce.py leaves seed 0's checkpoint of a shapes
+    pretraining config."""
+    stem = pretrain_name(arch, scheme, batch, 'shapes-cls')[:-3]
+    return f'work_dirs/reproduce/{stem}_seed0/iter_300.pth'
+
+
+def shapes_finetune_configs():
+    m = SHAPES_MICRO_BATCH
+    cells = [(s, '1xb32-300i', 'cls') for s in PRETRAIN_SCHEMES]
+    cells.append(('bn', f'1xb32-mb{m}-300i', f'cls-mb{m}'))
+    for scheme, batch, tag in cells:
+        how = ('at the micro batch (BN over 1 image)' if 'mb' in batch else
+               'at 1 process x 32 images')
+        det = pretrained_checkpoint('resnet18', scheme, batch)
+        header = ('Small Mask R-CNN on the built-in shapes data fine-tuned '
+                  f'for 150 iterations from its ResNet-18 pretrained {how} on '
+                  f'the built-in classification task; {LABELS[scheme]} '
+                  f'{det_where(scheme)}.')
+        yield (osp.join('shapes', 'finetune',
+                        f'mask-rcnn_r18-{tag}_fpn_{det_tag(scheme)}_1xb2-'
+                        '150i_shapes.py'),
+               leaf(header, 'mask-rcnn_r18-cls_fpn_finetune_1xb2-150i_'
+                    'shapes.py', scheme,
+                    model_extra=dict(backbone=dict(init_cfg=dict(
+                        type='Pretrained', prefix='backbone.',
+                        checkpoint=det)))).replace(
+                   "'../_base_/", "'../../_base_/"))
+        seg = pretrained_checkpoint('resnet18-v1c', scheme, batch)
+        header = ('Small DeepLabV3 on the built-in shapes data fine-tuned '
+                  'for 300 iterations from its ResNetV1c-18 pretrained '
+                  f'{how} on the built-in classification task; '
+                  f'{LABELS[scheme]} {seg_where(scheme)}.')
+        yield (osp.join('shapes', 'finetune',
+                        f'deeplabv3_r18-{tag}-d8_{scheme}_1xb2-300i_'
+                        'shapes.py'),
+               leaf(header, 'deeplabv3_r18-d8-cls_finetune_1xb2-300i_'
+                    'shapes.py', scheme,
+                    model_extra=dict(backbone=dict(init_cfg=dict(
+                        type='Pretrained', prefix='backbone.',
+                        checkpoint=seg)))).replace(
+                   "'../_base_/", "'../../_base_/"))
+
+
 #: The folders of configs/ this script writes.
-FAMILIES = ('mask_rcnn', 'deeplabv3', 'shapes', 'finetune')
+FAMILIES = ('mask_rcnn', 'deeplabv3', 'shapes', 'shapes/finetune', 'finetune',
+            'pretrain')
 
 
 def all_configs():
     """{path relative to configs/: file content} of every leaf."""
     configs = {}
     for family in (mask_rcnn_configs, deeplabv3_configs, shapes_configs,
-                   finetune_configs):
+                   finetune_configs, pretrain_configs,
+                   shapes_finetune_configs):
         for path, text in family():
             assert path not in configs, path
             configs[path] = text

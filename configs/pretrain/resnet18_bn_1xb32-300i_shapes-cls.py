@@ -1,0 +1,10 @@
+# Pretraining the shapes Mask R-CNN's ResNet-18 on the built-in classification
+# task, 1 process x 32 images, 300 iterations; BN (per-GPU statistics) in the
+# backbone.
+_base_ = '../_base_/resnet18_1xb32-300i_shapes-cls.py'
+# BN (per-GPU statistics): the layers of mmbcn.schemes.SCHEMES['bn']
+norm_scheme = 'bn'  # label only: the layers are below
+norm_cfg = dict(type='BN', requires_grad=True)
+model = dict(backbone=dict(norm_cfg=norm_cfg, conv_cfg=None))
+# paramwise_cfg treats mmbcn's norms as norms (the same for every scheme)
+optim_wrapper = dict(constructor='NormAwareOptimWrapperConstructor')
