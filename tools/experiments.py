@@ -13,7 +13,8 @@ import os.path as osp
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from typing import Callable, List, Optional, Sequence
 
 from mmbcn.reports.collect import scheme_rows, summarize
@@ -29,6 +30,7 @@ class PlannedRun:
     scheme: Optional[str]
     seed: Optional[int]
     work_dir: str
+    cfg_options: Sequence[str] = field(default_factory=tuple)
 
     @property
     def name(self) -> str:
@@ -70,8 +72,11 @@ def train_command(run: PlannedRun, gpus: int = 1,
     cmd += ['--work-dir', run.work_dir]
     if run.scheme is not None:
         cmd += ['--norm', run.scheme]
+    options = list(run.cfg_options)
     if run.seed is not None:
-        cmd += ['--cfg-options', f'randomness.seed={run.seed}']
+        options.insert(0, f'randomness.seed={run.seed}')
+    if options:
+        cmd += ['--cfg-options'] + options
     return cmd + list(extra_args)
 
 
@@ -81,17 +86,26 @@ def is_finished(run: PlannedRun) -> bool:
 
 def run_matrix(runs: Sequence[PlannedRun], gpus: int = 1,
                extra_args: Sequence[str] = (), skip_finished: bool = True,
-               echo: Callable[[str], None] = print) -> List[RunResult]:
+               echo: Callable[[str], None] = print,
+               jobs: int = 1) -> List[RunResult]:
     """Train every run not finished yet; returns every run's results.
 
     Each run's output goes to ``<work_dir>/train_stdout.log``; a failing run
-    raises ``RuntimeError`` naming its log.
+    raises ``RuntimeError`` naming its log (after the runs in flight end).
+    ``jobs`` > 1 trains that many runs at once, each with
+    ``OMP_NUM_THREADS`` = the CPU count / ``jobs`` (CPU training).
     """
     total = len(runs)
-    for i, run in enumerate(runs, 1):
+    env = None
+    if jobs > 1:
+        threads = max(1, (os.cpu_count() or 1) // jobs)
+        env = dict(os.environ, OMP_NUM_THREADS=str(threads))
+
+    def train(numbered):
+        i, run = numbered
         if skip_finished and is_finished(run):
             echo(f'[{i}/{total}] {run.name}: finished before, skipped')
-            continue
+            return
         os.makedirs(run.work_dir, exist_ok=True)
         log = osp.join(run.work_dir, 'train_stdout.log')
         cmd = train_command(run, gpus, extra_args)
@@ -99,7 +113,7 @@ def run_matrix(runs: Sequence[PlannedRun], gpus: int = 1,
         start = time.time()
         with open(log, 'w') as f:
             proc = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT,
-                                  cwd=os.getcwd())
+                                  cwd=os.getcwd(), env=env)
         if proc.returncode != 0:
             with open(log, errors='replace') as f:
                 tail = ''.join(f.readlines()[-15:])
@@ -108,9 +122,22 @@ def run_matrix(runs: Sequence[PlannedRun], gpus: int = 1,
                 f'{" ".join(cmd)}\nlast lines of {log}:\n{tail}')
         result = read_run(run.work_dir)
         shown = ', '.join(f'{k} {v:.3f}' for k, v in result.metrics.items()
-                          if k in ('bbox mAP', 'segm mAP', 'mIoU'))
+                          if k in ('bbox mAP', 'segm mAP', 'mIoU',
+                                   'top-1 acc'))
         echo(f'[{i}/{total}] {run.name}: done in {time.time() - start:.0f} s'
              f' ({shown})')
+
+    numbered = list(enumerate(runs, 1))
+    if jobs <= 1:
+        for item in numbered:
+            train(item)
+    else:
+        pool = ThreadPoolExecutor(max_workers=jobs)
+        try:
+            for future in [pool.submit(train, item) for item in numbered]:
+                future.result()
+        finally:  # after a failure, start no further run
+            pool.shutdown(wait=True, cancel_futures=True)
     return [read_run(run.work_dir) for run in runs]
 
 

@@ -21,8 +21,9 @@ DET_METRICS = {'coco/bbox_mAP': 'bbox mAP', 'coco/bbox_mAP_50': 'bbox AP50',
                'coco/segm_mAP_50': 'segm AP50',
                'coco/segm_mAP_75': 'segm AP75'}
 SEG_METRICS = {'mIoU': 'mIoU', 'mAcc': 'mAcc', 'aAcc': 'aAcc'}
+CLS_METRICS = {'cls/top1': 'top-1 acc'}
 #: the metric a task's validation curve and comparisons use
-MAIN_METRIC = {'det': 'bbox mAP', 'seg': 'mIoU'}
+MAIN_METRIC = {'det': 'bbox mAP', 'seg': 'mIoU', 'cls': 'top-1 acc'}
 _TIMESTAMP = re.compile(r'^\d{8}_\d{6}$')
 _SCHEME = re.compile(r"^norm_scheme\s*=\s*(?:dict\(\s*name\s*=\s*)?"
                      r"['\"]([\w-]+)['\"]", re.M)
@@ -43,7 +44,7 @@ def _number(value) -> Optional[float]:
 class RunResult:
     work_dir: str
     config: str = ''
-    task: str = ''              # 'det' or 'seg'
+    task: str = ''              # 'det', 'seg' or 'cls' (pretraining)
     model: str = ''
     backbone: str = ''
     scheme: str = ''
@@ -145,6 +146,8 @@ def describe_config(cfg, result: RunResult) -> RunResult:
     scope = cfg.get('default_scope', '')
     result.task = {'mmdet': 'det', 'mmseg': 'seg'}.get(scope, scope)
     model = cfg.get('model', {})
+    if model.get('type') == 'BackboneClassifier':  # in either scope
+        result.task = 'cls'
     result.model = model.get('type', '')
     if result.model == 'EncoderDecoder':
         result.model = model.get('decode_head', {}).get('type', result.model)
@@ -182,7 +185,7 @@ def read_run(work_dir: str, warmup_iters: int = 5) -> RunResult:
     result = RunResult(work_dir=work_dir)
     _read_config(work_dir, result)
     times, memory = [], []
-    metric_keys = {**DET_METRICS, **SEG_METRICS}
+    metric_keys = {**DET_METRICS, **SEG_METRICS, **CLS_METRICS}
     main_metric = MAIN_METRIC.get(result.task)
     for launch in _launch_dirs(work_dir):
         scheme = _launch_scheme(launch)
