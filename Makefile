@@ -18,7 +18,7 @@ PYTEST_ARGS ?=
 SEEDS ?=
 SEED_ARGS := $(if $(strip $(SEEDS)),--seeds $(SEEDS),)
 
-.PHONY: install install-stack demo compare test bench check-env clean
+.PHONY: install install-stack demo compare reproduce test bench check-env clean
 
 install:  ## install what is missing (seconds when all is there)
 	@$(PYTHON) tools/misc/check_env.py --quiet || $(MAKE) --no-print-directory install-stack
@@ -41,6 +41,9 @@ demo: install
 
 compare: install  ## the demo with every scheme (reuses finished demo runs)
 	$(PYTHON) tools/demo.py --schemes all $(SEED_ARGS)
+
+reproduce: install  ## the papers' protocol in miniature (docs/protocol.md)
+	$(PYTHON) tools/reproduce.py $(if $(strip $(SEEDS)),--seeds $(SEEDS),)
 
 test: install
 	$(PYTHON) -m pytest tests -q $(PYTEST_ARGS)

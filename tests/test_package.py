@@ -27,6 +27,7 @@ ALLOWED = {
     'models': {'distributed', 'compat'},
     'engine': {'models', 'distributed'},
     'datasets': set(),
+    'evaluation': set(),
     'converters': {'compat', 'models'},
     'apis': {'compat', 'engine', 'schemes', 'scope', 'models', 'datasets',
              'distributed'},

@@ -15,8 +15,8 @@ For every seed and scheme:
    backbone at a large batch (1 process x 32 images); for ``bn`` also at
    the micro batch (``..._bn_1xb32-mb1-300i_...``: BN statistics of single
    images);
-2. ``configs/shapes/finetune/`` fine-tunes the detector (150 iterations)
-   and the segmenter (300 iterations) from that seed's checkpoints
+2. ``configs/shapes/finetune/`` fine-tunes the detector (100 iterations)
+   and the segmenter (200 iterations) from that seed's checkpoints
    (``model.backbone.init_cfg.checkpoint``);
 3. the from-scratch column reads the runs of ``make compare SEEDS="..."``
    (``tools/demo.py --seeds``, in ``--scratch-root``); ``--scratch`` trains

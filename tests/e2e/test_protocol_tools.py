@@ -15,7 +15,7 @@ from repo import REPO
 PRETRAIN = osp.join(REPO, 'configs', 'pretrain',
                     'resnet18_bcn-ws_1xb32-300i_shapes-cls.py')
 FINETUNE = osp.join(REPO, 'configs', 'shapes', 'finetune',
-                    'mask-rcnn_r18-cls_fpn_bcn-ws-all_1xb2-150i_shapes.py')
+                    'mask-rcnn_r18-cls_fpn_bcn-ws-all_1xb2-100i_shapes.py')
 
 
 def train(config, work_dir, cwd, *options):

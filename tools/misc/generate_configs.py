@@ -473,13 +473,13 @@ def shapes_finetune_configs():
                'at 1 process x 32 images')
         det = pretrained_checkpoint('resnet18', scheme, batch)
         header = ('Small Mask R-CNN on the built-in shapes data fine-tuned '
-                  f'for 150 iterations from its ResNet-18 pretrained {how} on '
+                  f'for 100 iterations from its ResNet-18 pretrained {how} on '
                   f'the built-in classification task; {LABELS[scheme]} '
                   f'{det_where(scheme)}.')
         yield (osp.join('shapes', 'finetune',
                         f'mask-rcnn_r18-{tag}_fpn_{det_tag(scheme)}_1xb2-'
-                        '150i_shapes.py'),
-               leaf(header, 'mask-rcnn_r18-cls_fpn_finetune_1xb2-150i_'
+                        '100i_shapes.py'),
+               leaf(header, 'mask-rcnn_r18-cls_fpn_finetune_1xb2-100i_'
                     'shapes.py', scheme,
                     model_extra=dict(backbone=dict(init_cfg=dict(
                         type='Pretrained', prefix='backbone.',
@@ -487,13 +487,13 @@ def shapes_finetune_configs():
                    "'../_base_/", "'../../_base_/"))
         seg = pretrained_checkpoint('resnet18-v1c', scheme, batch)
         header = ('Small DeepLabV3 on the built-in shapes data fine-tuned '
-                  'for 300 iterations from its ResNetV1c-18 pretrained '
+                  'for 200 iterations from its ResNetV1c-18 pretrained '
                   f'{how} on the built-in classification task; '
                   f'{LABELS[scheme]} {seg_where(scheme)}.')
         yield (osp.join('shapes', 'finetune',
-                        f'deeplabv3_r18-{tag}-d8_{scheme}_1xb2-300i_'
+                        f'deeplabv3_r18-{tag}-d8_{scheme}_1xb2-200i_'
                         'shapes.py'),
-               leaf(header, 'deeplabv3_r18-d8-cls_finetune_1xb2-300i_'
+               leaf(header, 'deeplabv3_r18-d8-cls_finetune_1xb2-200i_'
                     'shapes.py', scheme,
                     model_extra=dict(backbone=dict(init_cfg=dict(
                         type='Pretrained', prefix='backbone.',

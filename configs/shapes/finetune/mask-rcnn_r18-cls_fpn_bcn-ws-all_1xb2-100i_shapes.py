@@ -1,11 +1,11 @@
-# Small Mask R-CNN on the built-in shapes data fine-tuned for 150 iterations
+# Small Mask R-CNN on the built-in shapes data fine-tuned for 100 iterations
 # from its ResNet-18 pretrained at 1 process x 32 images on the built-in
-# classification task; GN + WS in the backbone, FPN and RoI box / mask heads.
-_base_ = '../../_base_/mask-rcnn_r18-cls_fpn_finetune_1xb2-150i_shapes.py'
-# GN + WS: the layers of mmbcn.schemes.SCHEMES['gn-ws']
-norm_scheme = 'gn-ws'  # label only: the layers are below
+# classification task; BCN + WS in the backbone, FPN and RoI box / mask heads.
+_base_ = '../../_base_/mask-rcnn_r18-cls_fpn_finetune_1xb2-100i_shapes.py'
+# BCN + WS: the layers of mmbcn.schemes.SCHEMES['bcn-ws']
+norm_scheme = 'bcn-ws'  # label only: the layers are below
 conv_cfg = dict(type='WSConv2d')
-norm_cfg = dict(type='GN', num_groups=32, requires_grad=True)
+norm_cfg = dict(type='BCN', num_groups=32, requires_grad=True)
 model = dict(
     backbone=dict(
         norm_cfg=norm_cfg,
@@ -13,7 +13,7 @@ model = dict(
         init_cfg=dict(
             type='Pretrained',
             prefix='backbone.',
-            checkpoint='work_dirs/reproduce/resnet18_gn-ws_1xb32-300i_shapes-cls_seed0/iter_300.pth')),
+            checkpoint='work_dirs/reproduce/resnet18_bcn-ws_1xb32-300i_shapes-cls_seed0/iter_300.pth')),
     neck=dict(norm_cfg=norm_cfg, conv_cfg=conv_cfg),
     roi_head=dict(
         bbox_head=dict(norm_cfg=norm_cfg, conv_cfg=conv_cfg),

@@ -1,8 +1,8 @@
-# Small Mask R-CNN on the built-in shapes data fine-tuned for 150 iterations
+# Small Mask R-CNN on the built-in shapes data fine-tuned for 100 iterations
 # from its ResNet-18 pretrained at 1 process x 32 images on the built-in
 # classification task; BN (per-GPU statistics) in the backbone only (mmdet's
 # usual Mask R-CNN).
-_base_ = '../../_base_/mask-rcnn_r18-cls_fpn_finetune_1xb2-150i_shapes.py'
+_base_ = '../../_base_/mask-rcnn_r18-cls_fpn_finetune_1xb2-100i_shapes.py'
 # BN (per-GPU statistics): the layers of mmbcn.schemes.SCHEMES['bn']
 norm_scheme = 'bn'  # label only: the layers are below
 norm_cfg = dict(type='BN', requires_grad=True)

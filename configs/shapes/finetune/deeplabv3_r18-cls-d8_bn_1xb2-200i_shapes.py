@@ -1,8 +1,8 @@
-# Small DeepLabV3 on the built-in shapes data fine-tuned for 300 iterations
+# Small DeepLabV3 on the built-in shapes data fine-tuned for 200 iterations
 # from its ResNetV1c-18 pretrained at 1 process x 32 images on the built-in
 # classification task; BN (per-GPU statistics) in the backbone, ASPP head and
 # auxiliary head.
-_base_ = '../../_base_/deeplabv3_r18-d8-cls_finetune_1xb2-300i_shapes.py'
+_base_ = '../../_base_/deeplabv3_r18-d8-cls_finetune_1xb2-200i_shapes.py'
 # BN (per-GPU statistics): the layers of mmbcn.schemes.SCHEMES['bn']
 norm_scheme = 'bn'  # label only: the layers are below
 norm_cfg = dict(type='BN', requires_grad=True)

@@ -1,7 +1,7 @@
-# Small DeepLabV3 on the built-in shapes data fine-tuned for 300 iterations
+# Small DeepLabV3 on the built-in shapes data fine-tuned for 200 iterations
 # from its ResNetV1c-18 pretrained at 1 process x 32 images on the built-in
 # classification task; GN + WS in the backbone, ASPP head and auxiliary head.
-_base_ = '../../_base_/deeplabv3_r18-d8-cls_finetune_1xb2-300i_shapes.py'
+_base_ = '../../_base_/deeplabv3_r18-d8-cls_finetune_1xb2-200i_shapes.py'
 # GN + WS: the layers of mmbcn.schemes.SCHEMES['gn-ws']
 norm_scheme = 'gn-ws'  # label only: the layers are below
 conv_cfg = dict(type='WSConv2d')
