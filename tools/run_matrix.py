@@ -2,7 +2,7 @@
 then collect the results into a table, a CSV and plots.
 
     python tools/run_matrix.py CONFIG [CONFIG ...] [--norms bn gn-ws ...]
-        [--seeds 0 1 2] [--work-root work_dirs/matrix] [--gpus N]
+        [--seeds 0 1 2] [--work-root work_dirs/matrix] [--gpus N] [--jobs N]
         [--baseline gn] [--rerun] [-- EXTRA train.py ARGS]
 
 Without --norms each config trains with its own scheme. With --gpus N > 1
@@ -32,6 +32,9 @@ def parse_args(argv=None):
     parser.add_argument('--gpus', type=int, default=1,
                         help='processes per run (dist_train.sh when > 1)')
     parser.add_argument('--baseline', default=None)
+    parser.add_argument('--jobs', type=int, default=1,
+                        help='runs trained at once (CPU: each with '
+                        'OMP_NUM_THREADS = CPUs / jobs; default 1)')
     parser.add_argument('--rerun', action='store_true',
                         help='train again even if a run finished')
     argv = sys.argv[1:] if argv is None else argv
@@ -40,6 +43,8 @@ def parse_args(argv=None):
         i = argv.index('--')
         argv, extra = argv[:i], argv[i + 1:]
     args = parser.parse_args(argv)
+    if args.jobs < 1:
+        parser.error(f'--jobs {args.jobs}: give 1 or more')
     args.extra = extra
     return args
 
@@ -50,7 +55,7 @@ def main():
         runs = plan_runs(args.configs, args.norms, args.seeds,
                          args.work_root)
         results = run_matrix(runs, args.gpus, args.extra,
-                             skip_finished=not args.rerun)
+                             skip_finished=not args.rerun, jobs=args.jobs)
     except (FileNotFoundError, ValueError, RuntimeError) as e:
         sys.exit(f'run_matrix.py: error: {e}')
     rows = sort_rows(summarize(results, args.baseline))
