@@ -6,7 +6,8 @@ schemes at 2 images per process, print one table.
         [--seeds 0 1 2] [--work-root work_dirs/demo]
 
 ``--schemes all`` (``make compare``) adds bcn, sws, evonorm-b0,
-evonorm-s0, frn, brn, mabn and cbn to the four demo schemes.
+evonorm-s0, frn, brn, mabn and cbn to the four demo schemes, and the small
+Swin Mask R-CNN with LayerNorm and with PRepBN (rows ``ln`` / ``prepbn``).
 
 The small configs read the data from data/shapes/ (the configs'
 ``data_root``).
@@ -28,8 +29,9 @@ from mmbcn.datasets import generate_shapes
 from mmbcn.reports.collect import plot_runs, summarize, to_markdown
 from mmbcn.schemes import scheme_names
 
-from experiments import (COMPARE_SCHEMES, DEMO_COLUMNS, DEMO_SCHEMES,
-                         demo_rows, plan_runs, run_matrix, shapes_configs)
+from experiments import (COMPARE_SCHEMES, COMPARE_SWIN_CONFIGS, DEMO_COLUMNS,
+                         DEMO_SCHEMES, demo_rows, plan_runs, run_matrix,
+                         shapes_configs)
 
 DATA_ROOT = 'data/shapes'
 
@@ -47,8 +49,10 @@ def main():
         '(n) (default: one run, the configs\' seed)')
     parser.add_argument('--work-root', default='work_dirs/demo')
     args = parser.parse_args()
+    extra_configs = []
     if 'all' in args.schemes:
         args.schemes = list(COMPARE_SCHEMES)
+        extra_configs = list(COMPARE_SWIN_CONFIGS)
     start = time.time()
     if not osp.isfile(osp.join(DATA_ROOT, 'annotations',
                                'instances_val.json')):
@@ -56,6 +60,7 @@ def main():
         generate_shapes(DATA_ROOT)
     try:
         configs = [c for s in args.schemes for c in shapes_configs(s)]
+        configs += extra_configs
         runs = plan_runs(configs, seeds=args.seeds,
                          work_root=args.work_root)
         results = run_matrix(runs)

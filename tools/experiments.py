@@ -152,6 +152,13 @@ COMPARE_SCHEMES = DEMO_SCHEMES + ('bcn', 'sws', 'evonorm-b0', 'evonorm-s0',
                                   'frn', 'brn', 'mabn', 'cbn')
 
 
+#: ... and the small Swin Mask R-CNN with LayerNorm and with PRepBN
+#: (hand-written configs, labels 'ln' / 'prepbn': not schemes of the table)
+COMPARE_SWIN_CONFIGS = (
+    'configs/swin/mask-rcnn_swin-tiny_fpn_1xb2-300i_shapes.py',
+    'configs/swin/mask-rcnn_swin-tiny_fpn_prepbn_1xb2-300i_shapes.py')
+
+
 def shapes_configs(scheme: str, config_dir: str = 'configs/shapes'
                    ) -> List[str]:
     """The small detection and segmentation configs of ``scheme``."""

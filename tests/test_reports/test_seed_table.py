@@ -104,3 +104,25 @@ def test_bar_chart_with_error_bars(tmp_path):
     heights, errors = seen['det'][0]
     assert heights == pytest.approx([0.2, 0.05])
     assert errors == pytest.approx([0.1, 0])
+
+
+def test_compare_matrix_has_the_swin_rows_and_cell_options():
+    """make compare also trains the small Swin with LayerNorm and with
+    PRepBN (labels ln / prepbn); a planned run's extra --cfg-options follow
+    its seed (what tools/reproduce.py gives each fine-tuning run)."""
+    from mmengine.config import Config
+    sys.path.insert(0, osp.join(REPO, 'tools'))
+    try:
+        import experiments
+    finally:
+        sys.path.pop(0)
+    labels = [Config.fromfile(osp.join(REPO, c)).norm_scheme
+              for c in experiments.COMPARE_SWIN_CONFIGS]
+    assert labels == ['ln', 'prepbn']
+    run_ = experiments.plan_runs(
+        [osp.join(REPO, experiments.COMPARE_SWIN_CONFIGS[1])], seeds=[1],
+        work_root='/tmp/demo')[0]
+    run_.cfg_options = ('model.backbone.init_cfg.checkpoint=x.pth', )
+    assert experiments.train_command(run_)[-3:] == [
+        '--cfg-options', 'randomness.seed=1',
+        'model.backbone.init_cfg.checkpoint=x.pth']
