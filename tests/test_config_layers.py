@@ -86,11 +86,16 @@ def test_config_writes_its_scheme(config):
     base = read(base_of(config))
     expected = apply_scheme(base.model.to_dict(), label, base.default_scope)
     model = stock.model.to_dict()
-    if config.startswith('finetune'):
-        assert model['backbone']['init_cfg']['type'] == 'ConvertedPretrained'
+    if config.startswith(('finetune', 'shapes/finetune')):
+        # ImageNet weights (converted) or the built-in pretraining's
+        assert model['backbone']['init_cfg']['type'] == (
+            'ConvertedPretrained' if config.startswith('finetune') else
+            'Pretrained')
         for outer, inner in FINETUNE_KEYS:
             if inner in model[outer]:
                 expected[outer][inner] = model[outer][inner]
+    if config.startswith('pretrain') and '-mb' in config:
+        expected['micro_batch'] = model['micro_batch']  # BN of chunks
     assert model == expected
     ours = apis.load_config(stock)
     assert ours.model.to_dict() == stock.model.to_dict()
