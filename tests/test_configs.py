@@ -233,11 +233,12 @@ def names_batch(config):
 
 
 def bn_on_pooled_features(cfg):
-    """DeepLabV3's ASPP pools to 1x1; BN (and Batch Renormalization, which
-    steps through BN's training kernel) needs 2 images to train it."""
+    """DeepLabV3's ASPP pools to 1x1; BN (and Batch Renormalization and
+    Cross-Iteration BN, which refuse one value per channel as BN does)
+    needs 2 images to train it."""
     scheme = get_scheme(cfg.norm_scheme)
-    batch_stats = scheme.norm_cfg['type'] in ('BN', 'SyncBN',
-                                              'BatchRenorm') or \
+    batch_stats = scheme.norm_cfg['type'] in (
+        'BN', 'SyncBN', 'BatchRenorm', 'CrossIterationBN') or \
         scheme.norm_cfg.get('mode') == 'large'  # BCN's batch stage as BN
     return cfg.default_scope == 'mmseg' and batch_stats
 
