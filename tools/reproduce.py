@@ -10,10 +10,10 @@ scratch.
 
 For every seed and scheme:
 
-1. ``configs/pretrain/resnet18_<scheme>_1xb32-300i_shapes-cls.py`` and
-   ``resnet18-v1c_...`` pretrain the Mask R-CNN's and the DeepLabV3's
-   backbone at a large batch (1 process x 32 images); for ``bn`` also at
-   the micro batch (``..._bn_1xb32-mb1-300i_...``: BN statistics of single
+1. ``configs/pretrain/resnet18_<scheme>_1xb32-300i_shapes-cls.py``
+   pretrains the ResNet-18 of both models at a large batch (1 process x 32
+   images); for ``bn`` also at the micro batch
+   (``resnet18_bn_1xb32-mb1-300i_shapes-cls.py``: BN statistics of single
    images);
 2. ``configs/shapes/finetune/`` fine-tunes the detector (100 iterations)
    and the segmenter (200 iterations) from that seed's checkpoints
@@ -47,7 +47,7 @@ PRETRAIN_SCHEMES = ('bn', 'gn', 'gn-ws', 'bcn', 'bcn-ws')
 #: the pretraining batches: (row label, config batch tag, fine-tune tag)
 LARGE = ('32 images', '1xb32-300i', 'cls')
 MICRO = ('1 image (micro)', '1xb32-mb1-300i', 'cls-mb1')
-ARCHS = ('resnet18', 'resnet18-v1c')  # Mask R-CNN's, DeepLabV3's backbone
+ARCH = 'resnet18'  # the backbone of both the Mask R-CNN and the DeepLabV3
 COLUMNS = ('scheme', 'pretraining', 'pretrain top-1', 'bbox mAP',
            'segm mAP', 'mIoU', 'scratch bbox mAP', 'scratch segm mAP',
            'scratch mIoU', 'n')
@@ -69,8 +69,8 @@ def cells_of(schemes):
     return cells
 
 
-def pretrain_run(arch, scheme, batch, seed, work_root) -> PlannedRun:
-    config = one(f'configs/pretrain/{arch}_{scheme}_{batch}_shapes-cls.py')
+def pretrain_run(scheme, batch, seed, work_root) -> PlannedRun:
+    config = one(f'configs/pretrain/{ARCH}_{scheme}_{batch}_shapes-cls.py')
     return plan_runs([config], seeds=[seed], work_root=work_root)[0]
 
 
@@ -85,19 +85,19 @@ def checkpoint_of(run: PlannedRun) -> str:
 
 
 def finetune_runs(scheme, tags, seed, pretrained, work_root):
-    """The detector and segmenter fine-tuned from ``pretrained`` ({arch:
-    PlannedRun}) at ``seed``."""
+    """The detector and segmenter fine-tuned from the ``pretrained`` run at
+    ``seed``."""
     det_tag = SCHEMES[scheme].det_tag
     det = one(f'configs/shapes/finetune/mask-rcnn_r18-{tags[2]}_fpn_'
               f'{det_tag}_1xb2-*_shapes.py')
     seg = one(f'configs/shapes/finetune/deeplabv3_r18-{tags[2]}-d8_'
               f'{scheme}_1xb2-*_shapes.py')
     runs = []
-    for config, arch in ((det, 'resnet18'), (seg, 'resnet18-v1c')):
+    for config in (det, seg):
         run = plan_runs([config], seeds=[seed], work_root=work_root)[0]
         run.cfg_options = (
             f'model.backbone.init_cfg.checkpoint='
-            f'{checkpoint_of(pretrained[arch])}', )
+            f'{checkpoint_of(pretrained)}', )
         runs.append(run)
     return runs
 
@@ -133,17 +133,16 @@ def main():
         generate_shapes_cls('data/shapes_cls')
     cells = cells_of(list(args.schemes))
     try:
-        pretrain = {(s, t[1], a, seed): pretrain_run(a, s, t[1], seed,
-                                                     args.work_root)
-                    for s, t in cells for a in ARCHS for seed in args.seeds}
+        pretrain = {(s, t[1], seed): pretrain_run(s, t[1], seed,
+                                                  args.work_root)
+                    for s, t in cells for seed in args.seeds}
         print(f'1/3 pretraining {len(pretrain)} backbones')
         run_matrix(list(pretrain.values()), jobs=args.jobs)
         finetune = {}
         for s, t in cells:
             for seed in args.seeds:
                 finetune[(s, t[1], seed)] = finetune_runs(
-                    s, t, seed, {a: pretrain[(s, t[1], a, seed)]
-                                 for a in ARCHS}, args.work_root)
+                    s, t, seed, pretrain[(s, t[1], seed)], args.work_root)
         print(f'2/3 fine-tuning {2 * len(finetune)} models')
         run_matrix([r for pair in finetune.values() for r in pair],
                    jobs=args.jobs)
@@ -169,8 +168,8 @@ def main():
     table_cells = []
     for s, t in cells:
         cell = Cell(scheme=s, pretraining=t[0])
-        cell.pretrain = finished(pretrain[(s, t[1], a, seed)]
-                                 for a in ARCHS[:1] for seed in args.seeds)
+        cell.pretrain = finished(pretrain[(s, t[1], seed)]
+                                 for seed in args.seeds)
         cell.det = finished(finetune[(s, t[1], seed)][0]
                             for seed in args.seeds)
         cell.seg = finished(finetune[(s, t[1], seed)][1]

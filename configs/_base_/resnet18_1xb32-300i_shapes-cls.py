@@ -1,4 +1,4 @@
-# Pretraining the backbone of the shapes Mask R-CNN (mmdet's layers) on
+# Pretraining the ResNet-18 of the shapes Mask R-CNN and DeepLabV3 on
 # the built-in classification task at a large batch (1 process x 32 images),
 # the ImageNet step of the papers' protocol in miniature. The leaves in
 # configs/pretrain/ write out the scheme's layers; configs/shapes/finetune/

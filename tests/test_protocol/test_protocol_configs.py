@@ -46,10 +46,9 @@ def test_every_scheme_and_batch_has_its_leaves():
         for scheme in SCHEMES_PRETRAINED:
             for batch in ('8xb32', '8xb1'):
                 expected.add(f'{arch}_{scheme}_{batch}-100e_in1k.py')
-    for arch in ('resnet18', 'resnet18-v1c'):
-        for scheme in SCHEMES_PRETRAINED:
-            expected.add(f'{arch}_{scheme}_1xb32-300i_shapes-cls.py')
-        expected.add(f'{arch}_bn_1xb32-mb1-300i_shapes-cls.py')
+    for scheme in SCHEMES_PRETRAINED:  # one ResNet-18 for both models
+        expected.add(f'resnet18_{scheme}_1xb32-300i_shapes-cls.py')
+    expected.add('resnet18_bn_1xb32-mb1-300i_shapes-cls.py')
     assert set(PRETRAIN) == expected
     assert len(FINETUNE) == 12
 
@@ -65,10 +64,8 @@ def test_pretrain_config_says_what_it_builds(name):
     assert backbone.get('conv_cfg') == layers.conv_cfg
     assert cfg.model.type == 'BackboneClassifier'
     assert cfg.optim_wrapper.constructor == 'NormAwareOptimWrapperConstructor'
-    assert cfg.default_scope == ('mmseg' if '-v1c' in name else 'mmdet')
-    if '-v1c' in name:  # the shapes DeepLabV3's deep stem
-        assert backbone.stem_channels == 64
-    assert backbone.type == ('ResNetV1c' if '-v1c' in name else 'ResNet')
+    assert cfg.default_scope == 'mmdet'
+    assert backbone.type == 'ResNet'
     gpus, per_gpu = map(int, re.search(r'_(\d+)xb(\d+)', name).groups())
     assert cfg.train_dataloader.batch_size == per_gpu
     assert cfg.auto_scale_lr.base_batch_size == gpus * per_gpu
@@ -89,9 +86,8 @@ def test_finetune_config_loads_its_pretraining(name):
     init = cfg.model.backbone.init_cfg
     assert init.type == 'Pretrained' and init.prefix == 'backbone.'
     stem = osp.basename(osp.dirname(init.checkpoint))
-    arch = 'resnet18-v1c' if name.startswith('deeplabv3') else 'resnet18'
     batch = '1xb32-mb1-300i' if '-mb1' in name else '1xb32-300i'
-    assert stem == f'{arch}_{cfg.norm_scheme}_{batch}_shapes-cls_seed0'
+    assert stem == f'resnet18_{cfg.norm_scheme}_{batch}_shapes-cls_seed0'
     assert osp.isfile(osp.join(REPO, 'configs', 'pretrain',
                                stem[:-len('_seed0')] + '.py'))
     layers = SCHEMES[cfg.norm_scheme]
@@ -185,3 +181,34 @@ def test_shapes_pretraining_trains_and_saves(name, cls_root, tmp_path):
     assert runner.iter == 2
     assert 'val/cls/top1' in runner.message_hub.log_scalars
     assert osp.isfile(osp.join(str(tmp_path), 'iter_2.pth'))
+
+
+@pytest.mark.parametrize('name', [
+    n for n in FINETUNE if n.startswith('deeplabv3')][:1])
+def test_finetuned_deeplabv3_differs_from_scratch_only_in_the_stem(name):
+    """The fine-tuned shapes DeepLabV3 takes the shared ResNet-18 (7x7 stem
+    of 32 channels); apart from the stem and the first block's input (32
+    channels, not 64, so no projection shortcut) every tensor has the
+    from-scratch model's shape, and the output stride stays 8."""
+    finetune = load('shapes', 'finetune', name)
+    finetune.model.backbone.init_cfg = None
+    scratch = load('shapes', name.replace('-cls', '').replace(
+        '200i', '1000i'))
+    tuned, fresh = build(finetune), build(scratch)
+    shapes = {m: {k: v.shape for k, v in model.state_dict().items()}
+              for m, model in (('tuned', tuned), ('fresh', fresh))}
+    assert shapes['tuned']['backbone.conv1.weight'] == (32, 3, 7, 7)
+    assert 'backbone.stem.0.weight' in shapes['fresh']
+
+    def body(model_shapes):
+        return {k: v for k, v in model_shapes.items()
+                if not (k.startswith('backbone.') and not k.startswith(
+                    'backbone.layer')) and not k.startswith((
+                        'backbone.layer1.0.conv1.',
+                        'backbone.layer1.0.downsample.'))}
+
+    assert body(shapes['tuned']) == body(shapes['fresh'])
+    tuned.eval()
+    with torch.no_grad():
+        features = tuned.backbone(torch.zeros(1, 3, 128, 128))
+    assert features[-1].shape[-2:] == (16, 16)

@@ -396,12 +396,13 @@ IMAGENET_ARCHS = (
     ('resnet101', 'resnet101_8xb32-100e_in1k.py',
      'mmdet\'s ResNet-101 (Mask R-CNN R-101-FPN, DeepLabV3 R-101-D8)'),
 )
-#: The built-in classification task: (arch, base, whose backbone it is)
+#: The built-in classification task: (arch, base, whose backbone it is).
+#: One ResNet-18 (7x7 stem) serves both shapes models, as one R-101 serves
+#: Mask R-CNN and DeepLabV3 above: the shapes DeepLabV3 fine-tuning configs
+#: use mmseg's ResNet with that stem and keys.
 SHAPES_CLS_ARCHS = (
     ('resnet18', 'resnet18_1xb32-300i_shapes-cls.py',
-     'the shapes Mask R-CNN\'s ResNet-18'),
-    ('resnet18-v1c', 'resnet18-v1c_1xb32-300i_shapes-cls.py',
-     'the shapes DeepLabV3\'s ResNetV1c-18'),
+     'the shapes Mask R-CNN\'s and DeepLabV3\'s ResNet-18'),
 )
 #: the micro-batch pretraining of the shapes backbones: images per BN batch
 SHAPES_MICRO_BATCH = 1
@@ -457,11 +458,21 @@ def pretrain_configs():
                     model_extra=dict(micro_batch=m)))
 
 
-def pretrained_checkpoint(arch, scheme, batch):
+def pretrained_checkpoint(scheme, batch):
     """Where tools/reproduce.py leaves seed 0's checkpoint of a shapes
     pretraining config."""
-    stem = pretrain_name(arch, scheme, batch, 'shapes-cls')[:-3]
+    stem = pretrain_name('resnet18', scheme, batch, 'shapes-cls')[:-3]
     return f'work_dirs/reproduce/{stem}_seed0/iter_300.pth'
+
+
+#: The shapes models fine-tuned from the pretrained ResNet-18:
+#: (model, iterations, base, leaf name with {tag} / {scheme}, where)
+SHAPES_FINETUNE_TASKS = (
+    ('Mask R-CNN', 100, 'mask-rcnn_r18-cls_fpn_finetune_1xb2-100i_shapes.py',
+     'mask-rcnn_r18-{tag}_fpn_{det_tag}_1xb2-100i_shapes.py', det_where),
+    ('DeepLabV3', 200, 'deeplabv3_r18-d8-cls_finetune_1xb2-200i_shapes.py',
+     'deeplabv3_r18-{tag}-d8_{scheme}_1xb2-200i_shapes.py', seg_where),
+)
 
 
 def shapes_finetune_configs():
@@ -469,36 +480,21 @@ def shapes_finetune_configs():
     cells = [(s, '1xb32-300i', 'cls') for s in PRETRAIN_SCHEMES]
     cells.append(('bn', f'1xb32-mb{m}-300i', f'cls-mb{m}'))
     for scheme, batch, tag in cells:
-        how = ('at the micro batch (BN over 1 image)' if 'mb' in batch else
-               'at 1 process x 32 images')
-        det = pretrained_checkpoint('resnet18', scheme, batch)
-        header = ('Small Mask R-CNN on the built-in shapes data fine-tuned '
-                  f'for 100 iterations from its ResNet-18 pretrained {how} on '
-                  f'the built-in classification task; {LABELS[scheme]} '
-                  f'{det_where(scheme)}.')
-        yield (osp.join('shapes', 'finetune',
-                        f'mask-rcnn_r18-{tag}_fpn_{det_tag(scheme)}_1xb2-'
-                        '100i_shapes.py'),
-               leaf(header, 'mask-rcnn_r18-cls_fpn_finetune_1xb2-100i_'
-                    'shapes.py', scheme,
-                    model_extra=dict(backbone=dict(init_cfg=dict(
-                        type='Pretrained', prefix='backbone.',
-                        checkpoint=det)))).replace(
-                   "'../_base_/", "'../../_base_/"))
-        seg = pretrained_checkpoint('resnet18-v1c', scheme, batch)
-        header = ('Small DeepLabV3 on the built-in shapes data fine-tuned '
-                  'for 200 iterations from its ResNetV1c-18 pretrained '
-                  f'{how} on the built-in classification task; '
-                  f'{LABELS[scheme]} {seg_where(scheme)}.')
-        yield (osp.join('shapes', 'finetune',
-                        f'deeplabv3_r18-{tag}-d8_{scheme}_1xb2-200i_'
-                        'shapes.py'),
-               leaf(header, 'deeplabv3_r18-d8-cls_finetune_1xb2-200i_'
-                    'shapes.py', scheme,
-                    model_extra=dict(backbone=dict(init_cfg=dict(
-                        type='Pretrained', prefix='backbone.',
-                        checkpoint=seg)))).replace(
-                   "'../_base_/", "'../../_base_/"))
+        how = (f'at the micro batch (BN over {images(m)})' if 'mb' in batch
+               else 'at 1 process x 32 images')
+        init = dict(backbone=dict(init_cfg=dict(
+            type='Pretrained', prefix='backbone.',
+            checkpoint=pretrained_checkpoint(scheme, batch))))
+        for model, iters, base, name, where in SHAPES_FINETUNE_TASKS:
+            header = (f'Small {model} on the built-in shapes data fine-tuned '
+                      f'for {iters} iterations from the ResNet-18 pretrained '
+                      f'{how} on the built-in classification task; '
+                      f'{LABELS[scheme]} {where(scheme)}.')
+            path = osp.join('shapes', 'finetune', name.format(
+                tag=tag, scheme=scheme, det_tag=det_tag(scheme)))
+            yield path, leaf(header, base, scheme,
+                             model_extra=init).replace("'../_base_/",
+                                                       "'../../_base_/")
 
 
 #: The folders of configs/ this script writes.

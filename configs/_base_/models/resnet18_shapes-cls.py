@@ -1,7 +1,9 @@
 # The backbone of the shapes Mask R-CNN (mmdet's ResNet-18, 32 base
 # channels, 7x7 stem: configs/_base_/models/mask-rcnn_r18_fpn_shapes.py) in
 # an image classifier for the built-in classification task. Its checkpoint's
-# backbone.* keys are that Mask R-CNN's backbone keys.
+# backbone.* keys are that Mask R-CNN's backbone keys, and those of the
+# fine-tuned shapes DeepLabV3 (mmseg's ResNet with the same stem, dilating
+# the last two stages: configs/_base_/deeplabv3_r18-d8-cls_finetune_*).
 model = dict(
     type='BackboneClassifier',
     data_preprocessor=dict(

@@ -1,5 +1,5 @@
 # Small Mask R-CNN on the built-in shapes data fine-tuned for 100 iterations
-# from its ResNet-18 pretrained at the micro batch (BN over 1 image) on the
+# from the ResNet-18 pretrained at the micro batch (BN over 1 image) on the
 # built-in classification task; BN (per-GPU statistics) in the backbone only
 # (mmdet's usual Mask R-CNN).
 _base_ = '../../_base_/mask-rcnn_r18-cls_fpn_finetune_1xb2-100i_shapes.py'

@@ -1,5 +1,5 @@
 # Small Mask R-CNN on the built-in shapes data fine-tuned for 100 iterations
-# from its ResNet-18 pretrained at 1 process x 32 images on the built-in
+# from the ResNet-18 pretrained at 1 process x 32 images on the built-in
 # classification task; GN in the backbone, FPN and RoI box / mask heads.
 _base_ = '../../_base_/mask-rcnn_r18-cls_fpn_finetune_1xb2-100i_shapes.py'
 # GN: the layers of mmbcn.schemes.SCHEMES['gn']
