@@ -7,6 +7,7 @@ scratch.
     python tools/reproduce.py [--schemes bn gn gn-ws bcn bcn-ws]
         [--seeds 0 1 2] [--jobs 2] [--work-root work_dirs/reproduce]
         [--scratch-root work_dirs/compare] [--scratch]
+        [--variant {long,lr-half,lr-double}]
 
 For every seed and scheme:
 
@@ -25,6 +26,11 @@ For every seed and scheme:
 Finished runs are kept and skipped when the command is run again. The table
 goes to ``<work-root>/reproduce.md``, the bar charts to
 ``<work-root>/protocol_{det,seg}.png``.
+
+``--variant`` fine-tunes the same checkpoints once more with one setting
+changed for every scheme alike (``VARIANTS``: a 3x longer schedule, half or
+twice the lr), in ``<work-root>/<variant>/`` with its own table and charts,
+and no from-scratch columns: it tests the explanations of the table.
 """
 import argparse
 import glob
@@ -48,6 +54,25 @@ PRETRAIN_SCHEMES = ('bn', 'gn', 'gn-ws', 'bcn', 'bcn-ws')
 LARGE = ('32 images', '1xb32-300i', 'cls')
 MICRO = ('1 image (micro)', '1xb32-mb1-300i', 'cls-mb1')
 ARCH = 'resnet18'  # the backbone of both the Mask R-CNN and the DeepLabV3
+
+
+def schedule(iters: int):
+    """--cfg-options giving a fine-tuning config ``iters`` iterations: its
+    warm-up (param_scheduler[0]) stays, the poly decay ends at ``iters``."""
+    return (f'train_cfg.max_iters={iters}', f'train_cfg.val_interval={iters}',
+            f'param_scheduler.1.end={iters}')
+
+
+#: Fine-tuning variants, every scheme alike: name -> (what it changes,
+#: Mask R-CNN options, DeepLabV3 options); the base lr of both is 0.02
+VARIANTS = {
+    'long': ('3x the schedule: Mask R-CNN 300, DeepLabV3 600 iterations',
+             schedule(300), schedule(600)),
+    'lr-half': ('half the lr: 0.01', ('optim_wrapper.optimizer.lr=0.01', ),
+                ('optim_wrapper.optimizer.lr=0.01', )),
+    'lr-double': ('twice the lr: 0.04', ('optim_wrapper.optimizer.lr=0.04', ),
+                  ('optim_wrapper.optimizer.lr=0.04', )),
+}
 COLUMNS = ('scheme', 'pretraining', 'pretrain top-1', 'bbox mAP',
            'segm mAP', 'mIoU', 'scratch bbox mAP', 'scratch segm mAP',
            'scratch mIoU', 'n')
@@ -84,20 +109,24 @@ def checkpoint_of(run: PlannedRun) -> str:
         return f.read().strip()
 
 
-def finetune_runs(scheme, tags, seed, pretrained, work_root):
+def finetune_runs(scheme, tags, seed, pretrained, work_root, variant=None):
     """The detector and segmenter fine-tuned from the ``pretrained`` run at
-    ``seed``."""
+    ``seed`` (with ``VARIANTS[variant]``'s options, in
+    ``<work_root>/<variant>``)."""
     det_tag = SCHEMES[scheme].det_tag
     det = one(f'configs/shapes/finetune/mask-rcnn_r18-{tags[2]}_fpn_'
               f'{det_tag}_1xb2-*_shapes.py')
     seg = one(f'configs/shapes/finetune/deeplabv3_r18-{tags[2]}-d8_'
               f'{scheme}_1xb2-*_shapes.py')
+    options = VARIANTS[variant][1:] if variant else ((), ())
+    if variant:
+        work_root = osp.join(work_root, variant)
     runs = []
-    for config in (det, seg):
+    for config, extra in zip((det, seg), options):
         run = plan_runs([config], seeds=[seed], work_root=work_root)[0]
         run.cfg_options = (
             f'model.backbone.init_cfg.checkpoint='
-            f'{checkpoint_of(pretrained)}', )
+            f'{checkpoint_of(pretrained)}', ) + tuple(extra)
         runs.append(run)
     return runs
 
@@ -119,6 +148,10 @@ def main():
                         'make compare SEEDS=...; default work_dirs/compare)')
     parser.add_argument('--scratch', action='store_true',
                         help='train the missing from-scratch runs too')
+    parser.add_argument('--variant', choices=sorted(VARIANTS),
+                        help='fine-tune once more with one setting changed '
+                        'for every scheme: ' + '; '.join(
+                            f'{k}: {v[0]}' for k, v in VARIANTS.items()))
     args = parser.parse_args()
     if args.jobs < 1:
         parser.error(f'--jobs {args.jobs}: give 1 or more')
@@ -142,7 +175,8 @@ def main():
         for s, t in cells:
             for seed in args.seeds:
                 finetune[(s, t[1], seed)] = finetune_runs(
-                    s, t, seed, pretrain[(s, t[1], seed)], args.work_root)
+                    s, t, seed, pretrain[(s, t[1], seed)], args.work_root,
+                    args.variant)
         print(f'2/3 fine-tuning {2 * len(finetune)} models')
         run_matrix([r for pair in finetune.values() for r in pair],
                    jobs=args.jobs)
@@ -151,7 +185,9 @@ def main():
                    for s in args.schemes}
         missing = [r for runs in scratch.values() for r in runs
                    if not is_finished(r)]
-        if args.scratch and missing:
+        if args.variant:
+            pass  # a variant's table has no from-scratch columns
+        elif args.scratch and missing:
             print(f'3/3 training {len(missing)} missing from-scratch runs')
             run_matrix(missing, jobs=args.jobs)
         elif missing:
@@ -174,19 +210,25 @@ def main():
                             for seed in args.seeds)
         cell.seg = finished(finetune[(s, t[1], seed)][1]
                             for seed in args.seeds)
-        if t is LARGE:
+        if t is LARGE and not args.variant:
             cell.scratch_det = finished(scratch[s][:len(args.seeds)])
             cell.scratch_seg = finished(scratch[s][len(args.seeds):])
         table_cells.append(cell)
     rows = protocol_rows(table_cells)
-    table = to_markdown(rows, COLUMNS)
-    os.makedirs(args.work_root, exist_ok=True)
-    with open(osp.join(args.work_root, 'reproduce.md'), 'w') as f:
+    columns = COLUMNS
+    out = args.work_root
+    if args.variant:
+        columns = tuple(c for c in COLUMNS if not c.startswith('scratch'))
+        out = osp.join(args.work_root, args.variant)
+        print(f'\nfine-tuned with {VARIANTS[args.variant][0]}')
+    table = to_markdown(rows, columns)
+    os.makedirs(out, exist_ok=True)
+    with open(osp.join(out, 'reproduce.md'), 'w') as f:
         f.write(table + '\n')
-    plots = plot_protocol(rows, args.work_root)
+    plots = plot_protocol(rows, out)
     print('\n' + table)
     print(f'\n(total {time.time() - start:.0f} s; table in '
-          f'{args.work_root}/reproduce.md; plots: {", ".join(plots)})')
+          f'{out}/reproduce.md; plots: {", ".join(plots)})')
 
 
 if __name__ == '__main__':

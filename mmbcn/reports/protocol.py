@@ -85,14 +85,17 @@ def plot_protocol(rows, out_dir: str) -> List[str]:
 
     written = []
     for metric, name in (('bbox mAP', 'det'), ('mIoU', 'seg')):
-        series = ((metric, 'fine-tuned from the pretrained backbone'),
-                  (f'scratch {metric}', 'from scratch'))
-        if not any(r.get(col) is not None for r in rows for col, _ in series):
+        series = [(col, label) for col, label in (
+            (metric, 'fine-tuned from the pretrained backbone'),
+            (f'scratch {metric}', 'from scratch'))
+            if any(r.get(col) is not None for r in rows)]
+        if not series:
             continue
         fig, ax = plt.subplots(figsize=(max(5, 1.3 * len(rows)), 4))
         width = 0.38
         for k, (col, label) in enumerate(series):
-            xs = [i + (k - 0.5) * width for i in range(len(rows))]
+            xs = [i + (k - (len(series) - 1) / 2) * width
+                  for i in range(len(rows))]
             means = [r.get(col) or 0 for r in rows]
             errs = [r.get(f'{col} std') or 0 for r in rows]
             ax.bar(xs, means, width, yerr=errs, capsize=3, label=label,

@@ -40,3 +40,26 @@ def test_plots_are_written(tmp_path):
     paths = plot_protocol(rows, str(tmp_path))
     assert paths == [str(tmp_path / 'protocol_det.png')]
     assert (tmp_path / 'protocol_det.png').stat().st_size > 1000
+
+
+def test_plot_without_scratch_columns_has_one_series(tmp_path, monkeypatch):
+    """A --variant table has no from-scratch columns: its charts show the
+    fine-tuned bars alone, not an empty "from scratch" series."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    legends = []
+    save = plt.Figure.savefig
+
+    def keep_legend(fig, *args, **kwargs):
+        legends.append([t.get_text() for t in
+                        fig.axes[0].get_legend().get_texts()])
+        return save(fig, *args, **kwargs)
+
+    monkeypatch.setattr(plt.Figure, 'savefig', keep_legend)
+    rows = protocol_rows([
+        Cell('gn', '32 images', det=[run({'bbox mAP': 0.2})] * 2),
+        Cell('gn-ws', '32 images', det=[run({'bbox mAP': 0.1})] * 2)])
+    assert plot_protocol(rows, str(tmp_path)) == [
+        str(tmp_path / 'protocol_det.png')]
+    assert legends == [['fine-tuned from the pretrained backbone']]
