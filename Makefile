@@ -43,7 +43,7 @@ compare: install  ## the demo with every scheme (reuses finished demo runs)
 	$(PYTHON) tools/demo.py --schemes all $(SEED_ARGS)
 
 reproduce: install  ## the papers' protocol in miniature (docs/protocol.md)
-	$(PYTHON) tools/reproduce.py $(if $(strip $(SEEDS)),--seeds $(SEEDS),)
+	$(PYTHON) tools/reproduce.py $(if $(strip $(SEEDS)),--seeds $(SEEDS),) $(if $(strip $(VARIANT)),--variant $(VARIANT),)
 
 test: install
 	$(PYTHON) -m pytest tests -q $(PYTEST_ARGS)

@@ -30,7 +30,9 @@ goes to ``<work-root>/reproduce.md``, the bar charts to
 ``--variant`` fine-tunes the same checkpoints once more with one setting
 changed for every scheme alike (``VARIANTS``: a 3x longer schedule, half or
 twice the lr), in ``<work-root>/<variant>/`` with its own table and charts,
-and no from-scratch columns: it tests the explanations of the table.
+and no from-scratch columns: it tests the explanations of the table. Once
+a variant has finished runs, ``<work-root>/settings_{det,seg}.png`` show
+every setting fine-tuned so far side by side (``plot_settings``).
 """
 import argparse
 import glob
@@ -41,7 +43,8 @@ import time
 
 from mmbcn.datasets import generate_shapes
 from mmbcn.datasets.shapes_cls import generate_shapes_cls
-from mmbcn.reports.protocol import Cell, plot_protocol, protocol_rows
+from mmbcn.reports.protocol import (Cell, plot_protocol, plot_settings,
+                                    protocol_rows)
 from mmbcn.reports.collect import to_markdown
 from mmbcn.reports.results import read_run
 from mmbcn.schemes import SCHEMES
@@ -64,15 +67,21 @@ def schedule(iters: int):
 
 
 #: Fine-tuning variants, every scheme alike: name -> (what it changes,
-#: Mask R-CNN options, DeepLabV3 options); the base lr of both is 0.02
+#: Mask R-CNN options, DeepLabV3 options); the base lr of both is 0.02.
+#: The order is that of the settings chart.
 VARIANTS = {
-    'long': ('3x the schedule: Mask R-CNN 300, DeepLabV3 600 iterations',
-             schedule(300), schedule(600)),
     'lr-half': ('half the lr: 0.01', ('optim_wrapper.optimizer.lr=0.01', ),
                 ('optim_wrapper.optimizer.lr=0.01', )),
     'lr-double': ('twice the lr: 0.04', ('optim_wrapper.optimizer.lr=0.04', ),
                   ('optim_wrapper.optimizer.lr=0.04', )),
+    'long': ('3x the schedule: Mask R-CNN 300, DeepLabV3 600 iterations',
+             schedule(300), schedule(600)),
 }
+#: the chart labels of the table's own fine-tuning and of each variant
+#: (lr, then schedule: the order of the settings chart)
+SETTING_LABELS = {'lr-half': 'lr 0.01', None: 'lr 0.02 (the table)',
+                  'lr-double': 'lr 0.04',
+                  'long': 'lr 0.02, 3x the iterations'}
 COLUMNS = ('scheme', 'pretraining', 'pretrain top-1', 'bbox mAP',
            'segm mAP', 'mIoU', 'scratch bbox mAP', 'scratch segm mAP',
            'scratch mIoU', 'n')
@@ -226,6 +235,25 @@ def main():
     with open(osp.join(out, 'reproduce.md'), 'w') as f:
         f.write(table + '\n')
     plots = plot_protocol(rows, out)
+    # every variant fine-tuned so far beside the table's own fine-tuning
+    settings = []
+    for variant in SETTING_LABELS:
+        runs = finetune if variant == args.variant else {
+            (s, t[1], seed): finetune_runs(
+                s, t, seed, pretrain[(s, t[1], seed)], args.work_root,
+                variant)
+            for s, t in cells for seed in args.seeds}
+        setting_cells = [Cell(scheme=s, pretraining=t[0],
+                              det=finished(runs[(s, t[1], seed)][0]
+                                           for seed in args.seeds),
+                              seg=finished(runs[(s, t[1], seed)][1]
+                                           for seed in args.seeds))
+                         for s, t in cells]
+        if any(c.det or c.seg for c in setting_cells):
+            settings.append((SETTING_LABELS[variant],
+                             protocol_rows(setting_cells)))
+    if len(settings) > 1:
+        plots += plot_settings(settings, args.work_root)
     print('\n' + table)
     print(f'\n(total {time.time() - start:.0f} s; table in '
           f'{out}/reproduce.md; plots: {", ".join(plots)})')

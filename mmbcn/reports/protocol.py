@@ -5,7 +5,8 @@ the same schemes trained from scratch, each as mean ± std over seeds (n).
 :func:`protocol_rows` takes :class:`Cell` s (the runs of one table row,
 grouped by whoever ran them, ``tools/reproduce.py``); :func:`plot_protocol`
 draws the fine-tuned and from-scratch metrics side by side with std error
-bars.
+bars, :func:`plot_settings` the fine-tuned metrics under several settings
+(lr, schedule) of the same fine-tuning.
 """
 import os.path as osp
 import statistics
@@ -109,6 +110,53 @@ def plot_protocol(rows, out_dir: str) -> List[str]:
         ax.legend(fontsize=8)
         fig.tight_layout()
         path = osp.join(out_dir, f'protocol_{name}.png')
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        written.append(path)
+    return written
+
+
+def plot_settings(settings: Sequence[tuple], out_dir: str) -> List[str]:
+    """Bar charts of the fine-tuned metrics under several settings of the
+    same fine-tuning (``settings``: ``(label, rows)`` pairs, rows as from
+    :func:`protocol_rows`): per scheme one bar per setting, std error bars;
+    one file per metric, ``settings_{det,seg}.png``. Only the schemes with
+    a value under at least two settings are drawn; returns the paths."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+
+    written = []
+    for metric, name in (('bbox mAP', 'det'), ('mIoU', 'seg')):
+        seen = {}
+        for _, rows in settings:
+            for r in rows:
+                if r.get(metric) is not None:
+                    key = (r['scheme'], r['pretraining'])
+                    seen[key] = seen.get(key, 0) + 1
+        keys = [key for key, count in seen.items() if count >= 2]
+        if not keys:
+            continue
+        fig, ax = plt.subplots(figsize=(max(7, 1.8 * len(keys)), 4))
+        width = 0.8 / len(settings)
+        for k, (label, rows) in enumerate(settings):
+            by_key = {(r['scheme'], r['pretraining']): r for r in rows}
+            xs = [i + (k - (len(settings) - 1) / 2) * width
+                  for i in range(len(keys))]
+            means = [(by_key.get(key) or {}).get(metric) or 0 for key in keys]
+            errs = [(by_key.get(key) or {}).get(f'{metric} std') or 0
+                    for key in keys]
+            ax.bar(xs, means, width, yerr=errs, capsize=3, label=label,
+                   color=f'C{k}')
+        ax.set_xticks(range(len(keys)),
+                      [f'{s}\n{p}' for s, p in keys], fontsize=8)
+        ax.set(title=f'{name}: fine-tuned {metric} per setting, mean ± std '
+               'over seeds', ylabel=metric)
+        ax.grid(axis='y', alpha=0.3)
+        ax.set_ylim(top=ax.get_ylim()[1] * 1.3)  # room for the legend
+        ax.legend(fontsize=8, ncol=2, loc='upper left')
+        fig.tight_layout()
+        path = osp.join(out_dir, f'settings_{name}.png')
         fig.savefig(path, dpi=110)
         plt.close(fig)
         written.append(path)

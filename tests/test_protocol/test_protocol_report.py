@@ -63,3 +63,37 @@ def test_plot_without_scratch_columns_has_one_series(tmp_path, monkeypatch):
     assert plot_protocol(rows, str(tmp_path)) == [
         str(tmp_path / 'protocol_det.png')]
     assert legends == [['fine-tuned from the pretrained backbone']]
+
+
+def test_settings_chart_groups_schemes_by_setting(tmp_path, monkeypatch):
+    """plot_settings: one bar series per setting, in the given order, and
+    only the schemes measured under two settings or more."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    from mmbcn.reports.protocol import plot_settings
+    drawn = []
+    save = plt.Figure.savefig
+
+    def keep(fig, *args, **kwargs):
+        ax = fig.axes[0]
+        drawn.append(([t.get_text() for t in ax.get_legend().get_texts()],
+                      [t.get_text() for t in ax.get_xticklabels()],
+                      [round(p.get_height(), 6) for p in ax.patches]))
+        return save(fig, *args, **kwargs)
+
+    monkeypatch.setattr(plt.Figure, 'savefig', keep)
+
+    def rows(**by_scheme):
+        return protocol_rows([
+            Cell(s, '32 images', det=[run({'bbox mAP': v})] * 2)
+            for s, v in by_scheme.items()])
+
+    paths = plot_settings([('lr 0.01', rows(gn=0.1, bn=0.01)),
+                           ('lr 0.02', rows(gn=0.2, **{'gn-ws': 0.15}))],
+                          str(tmp_path))
+    assert paths == [str(tmp_path / 'settings_det.png')]
+    (legend, ticks, heights), = drawn
+    assert legend == ['lr 0.01', 'lr 0.02']
+    assert ticks == ['gn\n32 images']  # bn and gn-ws: one setting each
+    assert heights == [0.1, 0.2]
